@@ -1,0 +1,172 @@
+//! The admin commands. Each opens the database directly (migrating it if needed),
+//! does one thing and prints the result — as JSON with `--json`.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::json;
+
+use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
+use breadbox_auth::{AuthService, Environment, Plan, ScopeSet};
+
+use crate::config::{ClientCommand, Common, KeyCommand, OrgCommand, SigningKeyCommand};
+use crate::time::rfc3339;
+
+async fn open(common: &Common) -> anyhow::Result<Arc<AuthService>> {
+    Ok(AuthService::start(common.auth.clone(), "http://127.0.0.1:8080".to_owned()).await?)
+}
+
+fn print(common: &Common, value: serde_json::Value, text: String) {
+    if common.json {
+        println!("{value:#}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn parse_env(env: &str) -> anyhow::Result<Environment> {
+    env.parse().map_err(|e: String| anyhow!(e))
+}
+
+fn parse_plan(plan: &str) -> anyhow::Result<Plan> {
+    plan.parse().map_err(|e: String| anyhow!(e))
+}
+
+fn parse_scopes(scopes: &str) -> anyhow::Result<ScopeSet> {
+    let set = ScopeSet::parse(scopes)?;
+    if set.is_empty() {
+        bail!("give at least one scope");
+    }
+    Ok(set)
+}
+
+fn org_line(o: &OrgInfo) -> String {
+    format!("{}  {}  plan={}  created={}", o.id, o.name, o.plan, rfc3339(o.created_at))
+}
+
+fn key_line(k: &KeyInfo) -> String {
+    let state = match (k.revoked_at, k.expires_at) {
+        (Some(at), _) => format!("revoked {}", rfc3339(at)),
+        (None, Some(at)) => format!("expires {}", rfc3339(at)),
+        _ => "active".to_owned(),
+    };
+    format!("{}  {}…  {}  {}  [{}]  {}", k.id, k.prefix, k.env, k.name, k.scopes.join(" "), state)
+}
+
+fn client_line(c: &ClientInfo) -> String {
+    let state = c.disabled_at.map(|at| format!("disabled {}", rfc3339(at))).unwrap_or_else(|| "active".into());
+    format!("{}  {}  {}  [{}]  {}", c.id, c.env, c.name, c.scopes.join(" "), state)
+}
+
+pub async fn org(command: OrgCommand, common: Common) -> anyhow::Result<()> {
+    let service = open(&common).await?;
+    match command {
+        OrgCommand::Create { name, plan } => {
+            let org = service.create_org(&name, parse_plan(&plan)?).await?;
+            print(&common, json!(org), format!("created organization {}", org_line(&org)));
+        }
+        OrgCommand::List => {
+            let orgs = service.list_orgs().await?;
+            let text = orgs.iter().map(org_line).collect::<Vec<_>>().join("\n");
+            print(&common, json!(orgs), text);
+        }
+        OrgCommand::SetPlan { id, plan } => {
+            let org = service.set_plan(&id, parse_plan(&plan)?).await?;
+            print(&common, json!(org), format!("updated organization {}", org_line(&org)));
+        }
+    }
+    Ok(())
+}
+
+pub async fn key(command: KeyCommand, common: Common) -> anyhow::Result<()> {
+    let service = open(&common).await?;
+    match command {
+        KeyCommand::Create { org, env, scopes, preset, name } => {
+            let scopes = match (scopes, preset.as_deref()) {
+                (Some(scopes), None) => parse_scopes(&scopes)?,
+                (None, Some("read_only")) => ScopeSet::read_only(),
+                (None, Some("full_access")) => ScopeSet::full_access(),
+                (None, Some(other)) => bail!("unknown preset `{other}` (expected read_only or full_access)"),
+                _ => bail!("give --scopes or --preset"),
+            };
+            let (info, secret) = service.create_key(&org, parse_env(&env)?, scopes, &name).await?;
+            print(
+                &common,
+                json!({ "key": secret.expose(), "apiKey": info }),
+                format!("{}\n\nKey (shown once, store it now):\n{}", key_line(&info), secret.expose()),
+            );
+        }
+        KeyCommand::List { org } => {
+            let keys = service.list_keys(&org).await?;
+            let text = keys.iter().map(key_line).collect::<Vec<_>>().join("\n");
+            print(&common, json!(keys), text);
+        }
+        KeyCommand::Revoke { id } => {
+            let info = service.revoke_key(&id).await?;
+            print(&common, json!(info), format!("revoked {}", key_line(&info)));
+        }
+        KeyCommand::Rotate { id, grace } => {
+            let grace = humantime::parse_duration(&grace).context("--grace: use a duration such as 24h or 30m")?;
+            let (info, secret) = service.rotate_key(&id, grace).await?;
+            print(
+                &common,
+                json!({ "key": secret.expose(), "apiKey": info, "replaces": id }),
+                format!(
+                    "{}\nreplaces {id} (which works for {} more)\n\nKey (shown once, store it now):\n{}",
+                    key_line(&info),
+                    humantime::format_duration(grace),
+                    secret.expose()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn client(command: ClientCommand, common: Common) -> anyhow::Result<()> {
+    let service = open(&common).await?;
+    match command {
+        ClientCommand::Create { org, env, scopes, name } => {
+            let (info, secret) = service.create_client(&org, parse_env(&env)?, parse_scopes(&scopes)?, &name).await?;
+            print(
+                &common,
+                json!({ "clientId": info.id, "clientSecret": secret.expose(), "client": info }),
+                format!(
+                    "{}\n\nclient_id:     {}\nclient_secret: {} (shown once, store it now)",
+                    client_line(&info),
+                    info.id,
+                    secret.expose()
+                ),
+            );
+        }
+        ClientCommand::List { org } => {
+            let clients = service.list_clients(&org).await?;
+            let text = clients.iter().map(client_line).collect::<Vec<_>>().join("\n");
+            print(&common, json!(clients), text);
+        }
+        ClientCommand::RotateSecret { id } => {
+            let (info, secret) = service.rotate_client_secret(&id).await?;
+            print(
+                &common,
+                json!({ "clientId": info.id, "clientSecret": secret.expose() }),
+                format!("new secret for {}: {} (shown once, store it now)", info.id, secret.expose()),
+            );
+        }
+        ClientCommand::Disable { id } => {
+            let info = service.disable_client(&id).await?;
+            print(&common, json!(info), format!("disabled {}", client_line(&info)));
+        }
+    }
+    Ok(())
+}
+
+pub async fn signing_key(command: SigningKeyCommand, common: Common) -> anyhow::Result<()> {
+    let service = open(&common).await?;
+    match command {
+        SigningKeyCommand::Rotate => {
+            let kid = service.rotate_signing_key().await?;
+            print(&common, json!({ "kid": kid }), format!("now signing with key {kid}; older keys verify until their tokens expire"));
+        }
+    }
+    Ok(())
+}

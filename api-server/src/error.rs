@@ -1,0 +1,272 @@
+//! The one error of the API: seed 000's code table, the envelope, and the mapping of
+//! every failure (authentication, parsing, routing, domain, database) onto it.
+
+use poem::http::StatusCode;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object};
+
+use breadbox_auth::{AuthError, UnauthorizedReason};
+
+use crate::request_id::current_request_id;
+
+/// The error codes of the product's table; each belongs to exactly one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidJson,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    ValidationError,
+    RateLimited,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::InvalidJson => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ValidationError => "validation_error",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+
+    /// The code a bare status maps to (for errors raised outside our handlers).
+    pub fn for_status(status: StatusCode) -> ErrorCode {
+        match status.as_u16() {
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            422 => ErrorCode::ValidationError,
+            429 => ErrorCode::RateLimited,
+            400..=499 => ErrorCode::BadRequest,
+            _ => ErrorCode::InternalError,
+        }
+    }
+}
+
+/// One failing field of a 422.
+#[derive(Debug, Clone, Object)]
+pub struct FieldError {
+    /// The field's name as sent (camelCase, dotted for nested fields).
+    pub field: String,
+    /// What is wrong with it.
+    pub issue: String,
+}
+
+/// The body of every error.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// Machine-readable code from the error-code table.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The id of the request, as in the `X-Request-Id` header.
+    pub request_id: String,
+    /// On 401: MISSING_API_KEY, INVALID_API_KEY, REVOKED_API_KEY, INVALID_TOKEN or EXPIRED_TOKEN.
+    /// On 403: the missing scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+    /// On 422: one entry per failing field.
+    #[oai(skip_serializing_if_is_none)]
+    pub details: Option<Vec<FieldError>>,
+}
+
+/// The error envelope: `{"error": {...}}`.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Every error an operation can answer with.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// A path or query parameter is malformed, or two credentials were sent.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No credential, or an invalid, revoked or expired one.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The credential lacks the scope this operation requires.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such record in the caller's organization and environment.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The body failed validation; `details` lists each failing field.
+    #[oai(status = 422)]
+    Validation(Json<ErrorBody>),
+    /// A rate limit was exceeded; see `Retry-After`.
+    #[oai(status = 429)]
+    RateLimited(Json<ErrorBody>),
+    /// Unexpected server error; retry with backoff.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::build(code, message.into(), None, None)
+    }
+
+    fn build(code: ErrorCode, message: String, reason: Option<String>, details: Option<Vec<FieldError>>) -> Self {
+        let body = Json(ErrorBody {
+            error: ErrorDetail { code, message, request_id: current_request_id(), reason, details },
+        });
+        match code {
+            ErrorCode::BadRequest | ErrorCode::InvalidJson | ErrorCode::MethodNotAllowed => ApiError::BadRequest(body),
+            ErrorCode::Unauthorized => ApiError::Unauthorized(body),
+            ErrorCode::Forbidden => ApiError::Forbidden(body),
+            ErrorCode::NotFound => ApiError::NotFound(body),
+            ErrorCode::ValidationError => ApiError::Validation(body),
+            ErrorCode::RateLimited => ApiError::RateLimited(body),
+            ErrorCode::InternalError => ApiError::Internal(body),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn validation(details: Vec<FieldError>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("`{}` {}", one.field, one.issue),
+            many => format!("{} fields failed validation", many.len()),
+        };
+        Self::build(ErrorCode::ValidationError, message, None, Some(details))
+    }
+
+    pub fn field(field: &str, issue: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError { field: field.to_owned(), issue: issue.into() }])
+    }
+
+    /// A 500 whose cause is logged here and never sent.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::InternalError, "unexpected server error; retry with backoff")
+    }
+
+    pub fn body(&self) -> &ErrorBody {
+        match self {
+            ApiError::BadRequest(b)
+            | ApiError::Unauthorized(b)
+            | ApiError::Forbidden(b)
+            | ApiError::NotFound(b)
+            | ApiError::Validation(b)
+            | ApiError::RateLimited(b)
+            | ApiError::Internal(b) => &b.0,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::TwoCredentials => ApiError::bad_request(err.to_string()),
+            AuthError::Unauthorized { reason, message } => {
+                metrics::counter!("breadbox_auth_failures_total", "reason" => reason.as_str()).increment(1);
+                ApiError::build(ErrorCode::Unauthorized, message.to_owned(), Some(reason.as_str().to_owned()), None)
+            }
+            AuthError::Forbidden(scope) => {
+                ApiError::build(ErrorCode::Forbidden, err.to_string(), Some(scope.as_str().to_owned()), None)
+            }
+            AuthError::Internal => ApiError::internal(&"credential store unavailable"),
+        }
+    }
+}
+
+impl From<breadbox_auth::admin::AdminError> for ApiError {
+    fn from(err: breadbox_auth::admin::AdminError) -> Self {
+        use breadbox_auth::admin::AdminError;
+        match err {
+            AdminError::NotFound(what) => ApiError::not_found(what),
+            AdminError::Invalid(message) => ApiError::new(ErrorCode::ValidationError, message),
+            AdminError::Db(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// An `ApiError` raised by an extractor, carried through poem-openapi as a
+/// `poem::Error` and unwrapped again by the bad-request handler.
+#[derive(Debug)]
+pub struct Rejected(pub ApiError);
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.body().error.message)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+impl Rejected {
+    pub fn error(err: ApiError) -> poem::Error {
+        let status = err.body().error.code.status();
+        poem::Error::new(Rejected(err), status)
+    }
+}
+
+/// poem-openapi's parse failures: malformed JSON is `invalid_json`; JSON of the wrong
+/// shape is a 422 naming the field; a bad parameter is `bad_request`.
+/// Returns `None` for errors that are not about parsing the request.
+pub fn from_parse_error(err: &poem::Error) -> Option<ApiError> {
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+        return Some(if e.reason.starts_with("failed to parse") {
+            ApiError::field(&field_of(&e.reason), e.reason.clone())
+        } else {
+            ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {}", e.reason))
+        });
+    }
+    if err.is::<poem_openapi::error::ContentTypeError>() {
+        return Some(ApiError::new(ErrorCode::InvalidJson, "send the body as application/json"));
+    }
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        return Some(ApiError::bad_request(format!("parameter `{}`: {}", e.name, e.reason)));
+    }
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
+        return Some(ApiError::bad_request(format!("path parameter `{}`: {}", e.name, e.reason)));
+    }
+    if err.is::<poem_openapi::error::AuthorizationError>() {
+        return Some(ApiError::from(AuthError::Unauthorized {
+            reason: UnauthorizedReason::MissingApiKey,
+            message: "send a credential",
+        }));
+    }
+    None
+}
+
+/// The field named in a poem-openapi parse message (`… (field `name`) …`), if any.
+fn field_of(reason: &str) -> String {
+    reason
+        .split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_else(|| "body".to_owned())
+}

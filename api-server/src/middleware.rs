@@ -1,0 +1,114 @@
+//! The outermost layer of every request: a request id, the error envelope for
+//! failures raised outside handlers (unknown route, wrong method, panics), and metrics.
+
+use std::time::Instant;
+
+use poem::http::{HeaderValue, StatusCode};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use poem_openapi::OperationId;
+
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Rejected};
+use crate::request_id::{self, current_request_id, new_request_id};
+
+/// Request id + envelope + metrics.
+pub struct Observe;
+
+impl<E: Endpoint> Middleware<E> for Observe {
+    type Output = ObserveEndpoint<E>;
+    fn transform(&self, inner: E) -> Self::Output {
+        ObserveEndpoint { inner }
+    }
+}
+
+pub struct ObserveEndpoint<E> {
+    inner: E,
+}
+
+/// An envelope response for `code`, outside any handler.
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message: message.into(),
+            request_id: current_request_id(),
+            reason: None,
+            details: None,
+        },
+    };
+    let json = poem_openapi::types::ToJSON::to_json_string(&body);
+    Response::builder().status(code.status()).content_type("application/json; charset=utf-8").body(json)
+}
+
+fn envelope_for(err: poem::Error, method: &str, path: &str) -> Response {
+    if err.is_from_response() {
+        // An `ApiError` a handler returned: already an envelope.
+        return err.into_response();
+    }
+    let err = match err.downcast::<Rejected>() {
+        Ok(rejected) => return rejected.0.into_response(),
+        Err(err) => err,
+    };
+    if let Some(api_error) = crate::error::from_parse_error(&err) {
+        return api_error.into_response();
+    }
+    let status = err.status();
+    let code = ErrorCode::for_status(status);
+    match status {
+        StatusCode::NOT_FOUND => error_response(code, format!("no route for {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => error_response(code, format!("{method} is not supported on {path}")),
+        s if s.is_server_error() => {
+            tracing::error!(error = %err, "request failed");
+            error_response(ErrorCode::InternalError, "unexpected server error; retry with backoff")
+        }
+        _ => error_response(code, err.to_string()),
+    }
+}
+
+/// The label of a route in metrics: the operation id, or a fixed name.
+fn route_label(response: &Response, path: &str) -> String {
+    if let Some(op) = response.data::<OperationId>() {
+        return op.0.to_owned();
+    }
+    match path {
+        "/healthz" | "/readyz" | "/metrics" | crate::api::SPEC_PATH => path.to_owned(),
+        p if p.starts_with("/api/v1/auth/") || p.starts_with("/.well-known/") => p.to_owned(),
+        p if p.starts_with("/docs") => "/docs".to_owned(),
+        _ => "unmatched".to_owned(),
+    }
+}
+
+impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let started = Instant::now();
+        let id = new_request_id();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let outcome = request_id::scope(id.clone(), async {
+            match self.inner.call(req).await {
+                Ok(output) => output.into_response(),
+                Err(err) => envelope_for(err, method.as_str(), &path),
+            }
+        })
+        .await;
+        let mut response = outcome;
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(request_id::HEADER, value);
+        }
+        let status = response.status().as_u16();
+        let route = route_label(&response, &path);
+        let elapsed = started.elapsed().as_secs_f64();
+        metrics::counter!("breadbox_http_requests_total", "route" => route.clone(), "status" => status.to_string())
+            .increment(1);
+        metrics::histogram!("breadbox_http_request_duration_seconds", "route" => route).record(elapsed);
+        tracing::debug!(request_id = %id, %method, %path, status, elapsed_ms = elapsed * 1000.0, "request");
+        Ok(response)
+    }
+}
+
+/// Answers a panic with a 500 envelope (the panic itself is logged by the hook).
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("handler panicked");
+    error_response(ErrorCode::InternalError, "unexpected server error; retry with backoff")
+}

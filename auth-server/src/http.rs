@@ -1,0 +1,311 @@
+//! The authorization server's HTTP surface: token (RFC 6749 §4.4), introspection
+//! (RFC 7662), revocation (RFC 7009), metadata (RFC 8414) and the JWKS. Errors use
+//! the RFC 6749 §5.2 shape so that standard OAuth clients understand them.
+
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use poem::http::{header, HeaderMap, HeaderValue, StatusCode};
+use poem::web::Data;
+use poem::{get, handler, post, Body, Request, Response, Route};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::issuer::{OAuthError, OAuthErrorCode};
+use crate::principal::CredentialKind;
+use crate::scope::Scope;
+use crate::secret::{ApiKeySecret, ClientSecret};
+use crate::service::AuthService;
+
+pub const TOKEN_PATH: &str = "/api/v1/auth/token";
+pub const INTROSPECT_PATH: &str = "/api/v1/auth/introspect";
+pub const REVOKE_PATH: &str = "/api/v1/auth/revoke";
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Largest accepted body on the OAuth endpoints.
+const MAX_BODY: usize = 16 * 1024;
+
+/// Adds the authorization server's routes to `route`. They expect an
+/// `Arc<AuthService>` in the request data (`.data(service)` on the app).
+pub fn attach(route: Route) -> Route {
+    route
+        .at(TOKEN_PATH, post(token_endpoint))
+        .at(INTROSPECT_PATH, post(introspect_endpoint))
+        .at(REVOKE_PATH, post(revoke_endpoint))
+        .at(METADATA_PATH, get(metadata_endpoint))
+        .at(JWKS_PATH, get(jwks_endpoint))
+}
+
+/// Parameters of the OAuth endpoints, from a form or a JSON body. Unknown parameters
+/// are ignored (RFC 6749 §3.2); repeated ones are an error.
+#[derive(Debug, Default, Deserialize)]
+struct OAuthParams {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    token: Option<String>,
+}
+
+fn oauth_error(err: &OAuthError, basic_attempted: bool) -> Response {
+    let status = match err.code {
+        OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    metrics::counter!("breadbox_auth_failures_total", "reason" => err.code.as_str()).increment(1);
+    let mut response = json_response(
+        status,
+        json!({ "error": err.code.as_str(), "error_description": err.description }).to_string(),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if basic_attempted {
+            r#"Basic realm="breadbox", error="invalid_client""#
+        } else {
+            r#"Basic realm="breadbox""#
+        };
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::PRAGMA, "no-cache")
+        .body(body)
+}
+
+fn invalid_request(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidRequest, description)
+}
+
+async fn read_params(req: &Request, body: Body) -> Result<OAuthParams, OAuthError> {
+    let bytes = body
+        .into_bytes_limit(MAX_BODY)
+        .await
+        .map_err(|_| invalid_request("the request body is too large or could not be read"))?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| invalid_request(format!("malformed form body: {e}"))),
+        "application/json" => serde_json::from_slice(&bytes)
+            .map_err(|e| invalid_request(format!("malformed JSON body: {e}"))),
+        "" if bytes.is_empty() => Ok(OAuthParams::default()),
+        other => Err(invalid_request(format!(
+            "unsupported content type `{other}`: use application/x-www-form-urlencoded or application/json"
+        ))),
+    }
+}
+
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1: each part form-urlencoded).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let bad = || OAuthError::new(OAuthErrorCode::InvalidClient, "malformed Basic credentials");
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else { return Err(bad()) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::new(OAuthErrorCode::InvalidClient, "client authentication must use the Basic scheme"));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|v| v.into_owned())
+            .map_err(|_| bad())
+    };
+    Ok(Some((decode(id)?, decode(secret)?)))
+}
+
+/// Resolves the client's id and secret from exactly one authentication method.
+fn client_credentials(headers: &HeaderMap, params: &OAuthParams) -> Result<(String, ClientSecret, bool), OAuthError> {
+    match basic_credentials(headers)? {
+        Some((id, secret)) => {
+            if params.client_secret.is_some() {
+                return Err(invalid_request("use one client authentication method: HTTP Basic or client_secret in the body, not both"));
+            }
+            if params.client_id.as_deref().is_some_and(|body_id| body_id != id) {
+                return Err(invalid_request("client_id in the body differs from the Basic credentials"));
+            }
+            Ok((id, ClientSecret::from_presented(secret), true))
+        }
+        None => match (&params.client_id, &params.client_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() => Ok((id.clone(), ClientSecret::from_presented(secret.clone()), false)),
+            _ => Err(OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "client authentication is required: HTTP Basic, or client_id and client_secret in the body",
+            )),
+        },
+    }
+}
+
+#[handler]
+async fn token_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
+    let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
+    match issue(req, body, service).await {
+        Ok(response) => response,
+        Err(err) => oauth_error(&err, basic_attempted),
+    }
+}
+
+async fn issue(req: &Request, body: Body, service: &AuthService) -> Result<Response, OAuthError> {
+    let params = read_params(req, body).await?;
+    match params.grant_type.as_deref() {
+        None | Some("") => return Err(invalid_request("grant_type is required")),
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("grant type `{other}` is not supported; use client_credentials"),
+            ))
+        }
+    }
+    let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
+    let issued = service.issue_token(&client_id, &secret, params.scope.as_deref()).await?;
+    let body = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope.to_string(),
+    });
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+#[handler]
+async fn introspect_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
+    let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
+    match introspect_inner(req, body, service).await {
+        Ok(response) => response,
+        Err(err) => oauth_error(&err, basic_attempted),
+    }
+}
+
+async fn introspect_inner(req: &Request, body: Body, service: &AuthService) -> Result<Response, OAuthError> {
+    let params = read_params(req, body).await?;
+    let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
+    let caller = service.verify_client(&client_id, &secret).await?;
+    let token = params.token.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let Some(token) = token else { return Err(invalid_request("token is required")) };
+    let inactive = || json_response(StatusCode::OK, json!({ "active": false }).to_string());
+    if ApiKeySecret::looks_like_key(token) {
+        return Ok(match service.authenticate_key(token).await {
+            Ok(principal) if principal.org_id == caller.org_id => json_response(
+                StatusCode::OK,
+                json!({
+                    "active": true,
+                    "token_type": "api_key",
+                    "scope": principal.scopes.to_string(),
+                    "sub": principal.credential_id,
+                    "org_id": principal.org_id,
+                    "env": principal.env,
+                    "credential_kind": CredentialKind::ApiKey.as_str(),
+                })
+                .to_string(),
+            ),
+            _ => inactive(),
+        });
+    }
+    Ok(match service.authenticate_jwt(token) {
+        Ok(principal) if principal.org_id == caller.org_id => match service.token_claims(token) {
+            Some(c) => json_response(
+                StatusCode::OK,
+                json!({
+                    "active": true,
+                    "token_type": "Bearer",
+                    "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "aud": c.aud,
+                    "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
+                    "org_id": c.org_id, "env": c.env,
+                    "credential_kind": CredentialKind::OauthClient.as_str(),
+                })
+                .to_string(),
+            ),
+            None => inactive(),
+        },
+        _ => inactive(),
+    })
+}
+
+#[handler]
+async fn revoke_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
+    let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
+    match revoke_inner(req, body, service).await {
+        Ok(response) => response,
+        Err(err) => oauth_error(&err, basic_attempted),
+    }
+}
+
+async fn revoke_inner(req: &Request, body: Body, service: &AuthService) -> Result<Response, OAuthError> {
+    let params = read_params(req, body).await?;
+    let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
+    let caller = service.verify_client(&client_id, &secret).await?;
+    let Some(token) = params.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(invalid_request("token is required"));
+    };
+    if ApiKeySecret::looks_like_key(token) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedTokenType,
+            "static API keys are revoked through the admin API or CLI",
+        ));
+    }
+    // RFC 7009 §2.2: an invalid or unknown token is answered 200 all the same.
+    if let Some(claims) = service.token_claims(token) {
+        if claims.client_id != caller.id {
+            return Err(OAuthError::new(OAuthErrorCode::UnauthorizedClient, "this token was not issued to this client"));
+        }
+        service.revoke_jti(&claims.jti, claims.exp).await.map_err(|err| {
+            tracing::error!(error = %err, "token revocation failed");
+            OAuthError::new(OAuthErrorCode::ServerError, "the token could not be revoked")
+        })?;
+    }
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish())
+}
+
+#[handler]
+fn metadata_endpoint(Data(service): Data<&Arc<AuthService>>) -> Response {
+    let issuer = service.issuer().trim_end_matches('/');
+    let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+    let body = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+        "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+        "service_documentation": format!("{issuer}/docs"),
+    });
+    Response::builder()
+        .content_type("application/json")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(body.to_string())
+}
+
+#[handler]
+fn jwks_endpoint(Data(service): Data<&Arc<AuthService>>) -> Response {
+    Response::builder()
+        .content_type("application/jwk-set+json")
+        .header(header::CACHE_CONTROL, "public, max-age=60")
+        .body(service.jwks().to_string())
+}

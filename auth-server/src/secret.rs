@@ -1,0 +1,262 @@
+//! Credentials as they travel: static API keys, OAuth client secrets and ids. Every
+//! secret type redacts itself in `Debug`/`Display` and is stored only as a hash.
+
+use std::fmt;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::principal::Environment;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// 32 random bytes in base62, left-padded: 62^43 > 2^256.
+const KEY_BODY_LEN: usize = 43;
+/// A CRC32 in base62, left-padded: 62^6 > 2^32.
+const CHECKSUM_LEN: usize = 6;
+const LIVE_PREFIX: &str = "msp_live_";
+const TEST_PREFIX: &str = "msp_test_";
+/// Characters of a key kept in clear to recognise it in lists (`msp_live_AbCd`).
+const DISPLAY_PREFIX_LEN: usize = 13;
+
+/// Encodes `bytes` (big-endian) in base62, left-padded with `0` to `width`.
+fn base62(bytes: &[u8], width: usize) -> String {
+    let mut digits = Vec::with_capacity(width);
+    let mut number: Vec<u8> = bytes.to_vec();
+    while number.iter().any(|b| *b != 0) {
+        let mut remainder = 0u32;
+        for byte in number.iter_mut() {
+            let acc = (remainder << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            remainder = acc % 62;
+        }
+        digits.push(BASE62[remainder as usize]);
+    }
+    while digits.len() < width {
+        digits.push(b'0');
+    }
+    digits.reverse();
+    String::from_utf8(digits).expect("base62 alphabet is ASCII")
+}
+
+fn is_base62(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn checksum(body: &str) -> String {
+    base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECKSUM_LEN)
+}
+
+/// Random base62 text of `bytes` bytes of OS randomness.
+pub fn random_base62(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    let width = (bytes * 8 * 1000).div_ceil(5954);
+    base62(&buf, width)
+}
+
+/// A new opaque identifier such as `org_4kT…` (non-secret).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", random_base62(12))
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(input: &[u8]) -> String {
+    hex::encode(Sha256::digest(input))
+}
+
+/// Why a presented key was refused before any database work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFormatError {
+    #[error("the key does not start with msp_live_ or msp_test_")]
+    Prefix,
+    #[error("the key has the wrong length or characters")]
+    Shape,
+    #[error("the key's checksum does not match")]
+    Checksum,
+}
+
+/// A static API key in clear: exists only between generation and the one response
+/// that shows it, and while a request that presented it is authenticated.
+#[derive(Clone)]
+pub struct ApiKeySecret {
+    value: String,
+    env: Environment,
+}
+
+impl ApiKeySecret {
+    pub fn generate(env: Environment) -> Self {
+        let prefix = match env {
+            Environment::Live => LIVE_PREFIX,
+            Environment::Test => TEST_PREFIX,
+        };
+        let mut body = String::with_capacity(prefix.len() + KEY_BODY_LEN + CHECKSUM_LEN);
+        body.push_str(prefix);
+        body.push_str(&random_base62(32));
+        let sum = checksum(&body);
+        body.push_str(&sum);
+        ApiKeySecret { value: body, env }
+    }
+
+    /// Checks prefix, shape and checksum — offline, no database.
+    pub fn parse(candidate: &str) -> Result<Self, KeyFormatError> {
+        let env = if candidate.starts_with(LIVE_PREFIX) {
+            Environment::Live
+        } else if candidate.starts_with(TEST_PREFIX) {
+            Environment::Test
+        } else {
+            return Err(KeyFormatError::Prefix);
+        };
+        if candidate.len() != LIVE_PREFIX.len() + KEY_BODY_LEN + CHECKSUM_LEN
+            || !is_base62(&candidate[LIVE_PREFIX.len()..])
+        {
+            return Err(KeyFormatError::Shape);
+        }
+        let (body, sum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
+        if !bool::from(checksum(body).as_bytes().ct_eq(sum.as_bytes())) {
+            return Err(KeyFormatError::Checksum);
+        }
+        Ok(ApiKeySecret { value: candidate.to_owned(), env })
+    }
+
+    /// Whether a bearer token looks like one of our keys rather than a JWT.
+    pub fn looks_like_key(candidate: &str) -> bool {
+        candidate.starts_with("msp_")
+    }
+
+    pub fn env(&self) -> Environment {
+        self.env
+    }
+
+    /// The SHA-256 under which the key is stored and looked up.
+    pub fn hash(&self) -> String {
+        sha256_hex(self.value.as_bytes())
+    }
+
+    /// The non-secret head kept to recognise the key in lists.
+    pub fn display_prefix(&self) -> String {
+        self.value[..DISPLAY_PREFIX_LEN].to_owned()
+    }
+
+    /// The key in clear, for the one response that shows it.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Debug for ApiKeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeySecret({}…[redacted])", &self.value[..DISPLAY_PREFIX_LEN])
+    }
+}
+
+impl fmt::Display for ApiKeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// An OAuth client secret (or a webhook signing secret) in clear.
+#[derive(Clone)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    pub fn generate() -> Self {
+        ClientSecret(format!("mcs_{}", random_base62(32)))
+    }
+
+    pub fn from_presented(value: String) -> Self {
+        ClientSecret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 of the presented secret: the key of the verified-secret cache.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+
+    /// An argon2id PHC string with a fresh salt.
+    pub fn hash_argon2(&self) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(self.0.as_bytes(), &salt)
+            .expect("argon2 with default parameters cannot fail")
+            .to_string()
+    }
+
+    /// Verifies against a stored PHC string; a malformed hash verifies nothing.
+    pub fn verify_argon2(&self, phc: &str) -> bool {
+        match PasswordHash::new(phc) {
+            Ok(parsed) => Argon2::default().verify_password(self.0.as_bytes(), &parsed).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+/// Constant-time equality of two digests.
+pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_carry_their_environment() {
+        for env in [Environment::Live, Environment::Test] {
+            let key = ApiKeySecret::generate(env);
+            assert_eq!(key.expose().len(), 58);
+            let parsed = ApiKeySecret::parse(key.expose()).unwrap();
+            assert_eq!(parsed.env(), env);
+            assert_eq!(parsed.hash(), key.hash());
+        }
+    }
+
+    #[test]
+    fn a_mistyped_key_fails_its_checksum() {
+        let key = ApiKeySecret::generate(Environment::Live).expose().to_owned();
+        let mut bytes = key.into_bytes();
+        bytes[20] = if bytes[20] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(bytes).unwrap();
+        assert_eq!(ApiKeySecret::parse(&typo).unwrap_err(), KeyFormatError::Checksum);
+        assert_eq!(ApiKeySecret::parse("bb_123").unwrap_err(), KeyFormatError::Prefix);
+        assert_eq!(ApiKeySecret::parse("msp_live_short").unwrap_err(), KeyFormatError::Shape);
+    }
+
+    #[test]
+    fn secrets_never_print_in_clear() {
+        let key = ApiKeySecret::generate(Environment::Test);
+        assert!(!format!("{key:?} {key}").contains(&key.expose()[20..]));
+        let secret = ClientSecret::generate();
+        assert!(!format!("{secret:?}").contains(secret.expose()));
+    }
+
+    #[test]
+    fn argon2_verifies_only_the_right_secret() {
+        let secret = ClientSecret::generate();
+        let phc = secret.hash_argon2();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(secret.verify_argon2(&phc));
+        assert!(!ClientSecret::from_presented("nope".into()).verify_argon2(&phc));
+        assert!(!secret.verify_argon2("not a hash"));
+    }
+
+    #[test]
+    fn base62_is_fixed_width() {
+        assert_eq!(base62(&[0, 0], 4), "0000");
+        assert_eq!(base62(&[0, 61], 2), "0z");
+        assert_eq!(base62(&[0xff; 32], KEY_BODY_LEN).len(), KEY_BODY_LEN);
+    }
+}
