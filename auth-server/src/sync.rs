@@ -133,7 +133,7 @@ impl AuthService {
         let service = self.clone();
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(service.config.revocation_poll());
-            let mut flush = tokio::time::interval(LAST_USED_FLUSH);
+            let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + LAST_USED_FLUSH, LAST_USED_FLUSH);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -1,1 +1,62 @@
+//! The OpenAPI document: generated from code, committed under `openapi/`, served, and
+//! complete about security and errors. `UPDATE_OPENAPI=1 cargo test` regenerates it.
+
+use std::path::PathBuf;
+
 use breadbox_tests::*;
+use serde_json::Value;
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json")
+}
+
+#[test]
+fn committed_spec_matches_the_code() {
+    let generated = breadbox_api::api::spec_json();
+    let path = committed_path();
+    if std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, format!("{generated}\n")).expect("write spec");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed.trim_end() == generated.trim_end(),
+        "openapi/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test -p breadbox-tests spec` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_declares_security_scopes_and_errors() {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("spec is JSON");
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["OAuth2"]["flows"]["clientCredentials"]["tokenUrl"], "/api/v1/auth/token");
+    assert_eq!(schemes["ApiKeyAuth"]["name"], "X-API-Key");
+    assert_eq!(schemes["BearerAuth"]["scheme"], "bearer");
+    let paths = spec["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 6);
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(op["summary"].is_string(), "{id} has no summary");
+            let security = op["security"].as_array().unwrap_or_else(|| panic!("{id} has no security"));
+            let names: Vec<&str> = security.iter().flat_map(|s| s.as_object().expect("req").keys()).map(String::as_str).collect();
+            assert_eq!(names, ["OAuth2", "BearerAuth", "ApiKeyAuth"], "{id}");
+            if id != "get_me" {
+                let scopes = &security[0]["OAuth2"];
+                assert_eq!(scopes.as_array().map(Vec::len), Some(1), "{id} declares one required scope");
+            }
+            for status in ["401", "403", "500"] {
+                assert!(op["responses"][status].is_object(), "{id} does not document {status}");
+            }
+        }
+    }
+}
+
+async fn served_spec_and_swagger_ui(app: &mut TestApp) {
+    let served = app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("spec").text().await.expect("text");
+    assert_eq!(served.trim_end(), breadbox_api::api::spec_json().trim_end());
+    let docs = app.http.get(app.url("/docs")).send().await.expect("docs");
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
+}
+
+both_backends!(served_spec_and_swagger_ui);

@@ -128,6 +128,21 @@ impl TestApp {
         }
     }
 
+    /// Starts a second server on the same database (another instance of a scale-out).
+    /// Like any scale-out deployment, the instances share one configured issuer.
+    pub async fn spawn_peer(&self) -> Peer {
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let mut config = self.auth_config.clone();
+        config.issuer = self.service.issuer().to_owned();
+        let app = Application::build(ServeArgs::for_tests(listen, config)).await.expect("peer starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stop_rx.await;
+        }));
+        Peer { base, stop: Some(stop_tx), server: Some(server) }
+    }
+
     /// The data directory of the SQLite database.
     pub fn data_dir(&self) -> PathBuf {
         self._dir.path().to_path_buf()
@@ -182,14 +197,34 @@ impl TestApp {
     }
 }
 
+/// A second server instance sharing the test's database.
+pub struct Peer {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Peer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
 /// Status and JSON body (Null when the body is not JSON).
 pub async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
-
-pub type TestBody = fn(TestApp) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs one test body against a fresh server on `backend`, cleaning up even on failure.
 pub async fn run(backend: Backend, body: impl FnOnce(TestAppHandle) -> Pin<Box<dyn Future<Output = ()> + Send>>) {

@@ -1,0 +1,167 @@
+//! `breadbox-bench`: measures a bare poem server (the baseline), the token endpoint and
+//! `GET /api/v1/me` (JWT and API key) with one load generator, in one process. The
+//! servers and the generator each get their own tokio runtime, so every scenario is
+//! measured the same way and the ratios to the baseline are fair.
+
+pub mod load;
+pub mod report;
+pub mod servers;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use clap::Parser;
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use tokio::runtime::Runtime;
+
+use breadbox_auth::http::TOKEN_PATH;
+
+use load::{LoadShape, Scenario};
+use report::Report;
+use servers::Breadbox;
+
+const ME_PATH: &str = "/api/v1/me";
+const FORM: &str = "application/x-www-form-urlencoded";
+const TOKEN_BODY: &str = "grant_type=client_credentials";
+/// Share of the baseline's requests per second the token endpoint must reach.
+pub const TOKEN_TARGET: f64 = 0.30;
+/// Share of the baseline's requests per second `GET /api/v1/me` must reach.
+pub const ME_TARGET: f64 = 0.60;
+
+/// The benchmark's options.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "breadbox-bench", version, about = "Breadbox benchmark: baseline, token endpoint, /me")]
+pub struct BenchArgs {
+    /// Measured period per scenario: seconds ("5", "2.5") or a duration ("500ms").
+    #[arg(long, env = "BREADBOX_BENCH_DURATION", default_value = "5", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Unmeasured load before each scenario's measured period, same format.
+    #[arg(long, env = "BREADBOX_BENCH_WARMUP", default_value = "1", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// Concurrent keep-alive connections, one worker each.
+    #[arg(long, env = "BREADBOX_BENCH_CONNECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub connections: u16,
+
+    /// Worker threads of the servers' runtime.
+    #[arg(long, env = "BREADBOX_BENCH_SERVER_THREADS", default_value_t = 2)]
+    pub server_threads: usize,
+
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, env = "BREADBOX_BENCH_CLIENT_THREADS", default_value_t = 2)]
+    pub client_threads: usize,
+
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let parsed = match raw.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+        Ok(_) => Err(format!("`{raw}` is not a non-negative number of seconds")),
+        Err(_) => humantime::parse_duration(raw.trim()).map_err(|e| format!("`{raw}`: {e}")),
+    }?;
+    if parsed > Duration::from_secs(3600) {
+        return Err(format!("`{raw}` is longer than an hour"));
+    }
+    Ok(parsed)
+}
+
+fn runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("building the {name} runtime"))
+}
+
+/// Logs only warnings and errors (`RUST_LOG` overrides) so logging does not weigh on the figures.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Starts both servers, measures every scenario and stops the servers.
+pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
+    init_logging();
+    let servers = runtime("bench-server", args.server_threads)?;
+    let client = runtime("bench-client", args.client_threads)?;
+    let shape = LoadShape { connections: usize::from(args.connections), warmup: args.warmup, duration: args.duration };
+    let data_dir = tempfile::Builder::new().prefix("breadbox-bench").tempdir().context("creating a temp data dir")?;
+
+    let baseline = servers.block_on(servers::start_baseline()).context("starting the baseline")?;
+    let breadbox = servers.block_on(servers::start_breadbox(data_dir.path().to_path_buf()))?;
+    let jwt = client.block_on(fetch_token(&breadbox))?;
+
+    let plan = scenarios(baseline.addr, &breadbox, &jwt)?;
+    let mut measured = Vec::with_capacity(plan.len());
+    for (label, target, scenario) in plan {
+        if !args.json {
+            eprintln!("measuring {label} …");
+        }
+        measured.push((label, target, load::measure(&client, scenario, shape)));
+    }
+
+    drop(client);
+    servers.block_on(async {
+        baseline.stop().await.context("stopping the baseline")?;
+        breadbox.server.stop().await.context("stopping Breadbox")
+    })?;
+    Ok(Report::new(shape, measured))
+}
+
+/// The scenarios in report order, the baseline first, with their labels and targets.
+fn scenarios(
+    baseline: std::net::SocketAddr,
+    breadbox: &Breadbox,
+    jwt: &str,
+) -> anyhow::Result<Vec<(&'static str, Option<f64>, Scenario)>> {
+    let addr = breadbox.server.addr;
+    let bearer = HeaderValue::from_str(&format!("Bearer {jwt}")).context("the token is not a valid header value")?;
+    let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
+    Ok(vec![
+        ("baseline GET /", None, Scenario::get("baseline", baseline, "/")),
+        ("POST /api/v1/auth/token", Some(TOKEN_TARGET), token_scenario(breadbox)?),
+        ("GET /api/v1/me (Bearer)", Some(ME_TARGET), Scenario::get("me_bearer", addr, ME_PATH).header(AUTHORIZATION, bearer)),
+        (
+            "GET /api/v1/me (X-API-Key)",
+            Some(ME_TARGET),
+            Scenario::get("me_api_key", addr, ME_PATH).header(HeaderName::from_static("x-api-key"), key),
+        ),
+    ])
+}
+
+/// Client credentials with `client_secret_basic`; the header is computed once.
+fn token_scenario(breadbox: &Breadbox) -> anyhow::Result<Scenario> {
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined.
+    const FORM_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let pair = format!(
+        "{}:{}",
+        utf8_percent_encode(&breadbox.client_id, FORM_ENCODE),
+        utf8_percent_encode(&breadbox.client_secret, FORM_ENCODE)
+    );
+    let basic = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(pair)))
+        .context("the Basic credentials are not a valid header value")?;
+    Ok(Scenario::post("token", breadbox.server.addr, TOKEN_PATH, FORM, Bytes::from_static(TOKEN_BODY.as_bytes()))
+        .header(AUTHORIZATION, basic))
+}
+
+/// Gets the one JWT the Bearer scenario presents, through the token endpoint.
+async fn fetch_token(breadbox: &Breadbox) -> anyhow::Result<String> {
+    let scenario = token_scenario(breadbox)?;
+    let mut sender = load::connect(scenario.addr).await.context("connecting to Breadbox")?;
+    let (status, body) = load::exchange(&mut sender, &scenario).await.context("requesting a token")?;
+    if status != 200 {
+        anyhow::bail!("the token endpoint answered {status}: {}", String::from_utf8_lossy(&body));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&body).context("the token response is not JSON")?;
+    body["access_token"].as_str().map(str::to_owned).context("the token response has no access_token")
+}

@@ -1,0 +1,136 @@
+//! The results: a table for people, JSON for scripts, and the targets each scenario
+//! is held to (a share of the bare baseline's requests per second).
+
+use serde::Serialize;
+
+use crate::load::{LoadShape, Outcome};
+
+/// One measured scenario, with its ratio to the baseline and its target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Short id: `baseline`, `token`, `me_bearer`, `me_api_key`.
+    pub id: &'static str,
+    /// What was requested, e.g. `GET /api/v1/me (Bearer)`.
+    pub label: &'static str,
+    /// Successful responses in the measured period.
+    pub requests: u64,
+    /// Successful responses per second.
+    pub requests_per_sec: f64,
+    /// Median latency, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+    /// Non-200 responses and transport errors (warm-up included).
+    pub errors: u64,
+    /// The first distinct error messages.
+    pub error_samples: Vec<String>,
+    /// Requests per second as a share of the baseline's (1.0 for the baseline).
+    pub ratio: f64,
+    /// The smallest acceptable `ratio`, when the scenario has a target.
+    pub target: Option<f64>,
+    /// Whether `ratio` meets `target`.
+    pub pass: Option<bool>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Concurrent connections per scenario.
+    pub connections: usize,
+    /// Warm-up per scenario, seconds.
+    pub warmup_secs: f64,
+    /// Measured period per scenario, seconds.
+    pub duration_secs: f64,
+    /// The baseline first, then the Breadbox scenarios.
+    pub scenarios: Vec<Row>,
+}
+
+impl Report {
+    /// Builds the report; the first outcome is the baseline the others are compared with.
+    pub fn new(shape: LoadShape, measured: Vec<(&'static str, Option<f64>, Outcome)>) -> Report {
+        let baseline = measured.first().map(|(_, _, o)| o.requests_per_sec()).unwrap_or(0.0);
+        let scenarios = measured
+            .into_iter()
+            .map(|(label, target, outcome)| {
+                let rps = outcome.requests_per_sec();
+                let ratio = if baseline > 0.0 { rps / baseline } else { 0.0 };
+                Row {
+                    id: outcome.name,
+                    label,
+                    requests: outcome.requests,
+                    requests_per_sec: rps,
+                    p50_ms: outcome.latency_ms(0.50),
+                    p99_ms: outcome.latency_ms(0.99),
+                    errors: outcome.errors,
+                    error_samples: outcome.error_samples,
+                    ratio,
+                    target,
+                    pass: target.map(|t| ratio >= t),
+                }
+            })
+            .collect();
+        Report {
+            connections: shape.connections,
+            warmup_secs: shape.warmup.as_secs_f64(),
+            duration_secs: shape.duration.as_secs_f64(),
+            scenarios,
+        }
+    }
+
+    /// Whether any scenario saw a non-200 response or a transport error.
+    pub fn had_errors(&self) -> bool {
+        self.scenarios.iter().any(|row| row.errors > 0)
+    }
+
+    /// Prints the report to stdout: JSON, or the table followed by error samples.
+    pub fn print(&self, json: bool) {
+        if json {
+            match serde_json::to_string_pretty(self) {
+                Ok(text) => println!("{text}"),
+                Err(err) => eprintln!("breadbox-bench: cannot encode the report: {err}"),
+            }
+        } else {
+            print!("{}", self.table());
+        }
+    }
+
+    /// The human-readable table, targets and any error samples.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "Breadbox benchmark: {} connections, {}s warm-up + {}s measured per scenario\n\n",
+            self.connections, self.warmup_secs, self.duration_secs
+        );
+        out.push_str(&format!(
+            "{:<28} {:>10} {:>9} {:>9} {:>7} {:>9} {:>7}  {}\n",
+            "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs base", "target", "result"
+        ));
+        for row in &self.scenarios {
+            let target = row.target.map(|t| format!("≥{:.0}%", t * 100.0)).unwrap_or_else(|| "-".into());
+            let result = match (row.pass, row.errors) {
+                (_, errors) if errors > 0 => "ERRORS",
+                (Some(true), _) => "PASS",
+                (Some(false), _) => "FAIL",
+                (None, _) => "-",
+            };
+            out.push_str(&format!(
+                "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>8.1}% {:>7}  {}\n",
+                row.label,
+                row.requests_per_sec,
+                row.p50_ms,
+                row.p99_ms,
+                row.errors,
+                row.ratio * 100.0,
+                target,
+                result
+            ));
+        }
+        out.push_str("\nTargets: token endpoint ≥ 30% of the baseline's req/s; /me ≥ 60%.\n");
+        for row in self.scenarios.iter().filter(|row| row.errors > 0) {
+            out.push_str(&format!("\n{} had {} errors; first ones:\n", row.label, row.errors));
+            for sample in &row.error_samples {
+                out.push_str(&format!("  {sample}\n"));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,110 @@
+//! The servers under load: a bare poem baseline and the real Breadbox application on
+//! a fresh temp SQLite database, each with a stop switch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{get, handler, Response, Route, Server};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use breadbox_api::config::ServeArgs;
+use breadbox_api::Application;
+use breadbox_auth::{AuthConfig, Environment, Plan, ScopeSet};
+
+/// A server running on the server runtime until `stop` is called.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Asks the server to stop and waits for it (call on the server runtime).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// The constant body of the baseline.
+const BASELINE_BODY: &str = r#"{"ok":true}"#;
+
+#[handler]
+fn baseline() -> Response {
+    Response::builder().content_type("application/json").body(BASELINE_BODY)
+}
+
+/// Starts the bare poem server: one route, a constant JSON body, no middleware.
+pub async fn start_baseline() -> anyhow::Result<Running> {
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .context("the baseline listener has no TCP address")?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let route = Route::new().at("/", get(baseline));
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(route, stopped, Some(Duration::from_secs(2)))
+            .await?;
+        Ok(())
+    });
+    Ok(Running { addr, stop, task })
+}
+
+/// The Breadbox server with the credentials the scenarios present.
+pub struct Breadbox {
+    /// The running server.
+    pub server: Running,
+    /// The OAuth client's id.
+    pub client_id: String,
+    /// The OAuth client's secret.
+    pub client_secret: String,
+    /// A static API key of the same organization.
+    pub api_key: String,
+}
+
+/// Server options for the benchmark. Rate limiting does not exist yet: when it does,
+/// switch it off here (what `serve --rate-limit off` will set), so that the figures
+/// measure the handlers and not the limiter refusing a single client's flood.
+fn serve_args(data_dir: PathBuf) -> ServeArgs {
+    let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
+    ServeArgs::for_tests(listen, AuthConfig::for_data_dir(data_dir))
+}
+
+/// Starts the real application on a fresh SQLite database under `data_dir`, then
+/// creates an organization, an OAuth client and a static key with full access.
+pub async fn start_breadbox(data_dir: PathBuf) -> anyhow::Result<Breadbox> {
+    let app = Application::build(serve_args(data_dir)).await.context("starting Breadbox")?;
+    let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
+    let service = app.service().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let server = Running { addr, stop, task };
+    let org = service.create_org("Bench org", Plan::Pro).await.context("creating the organization")?;
+    let (client, secret) = service
+        .create_client(&org.id, Environment::Live, ScopeSet::full_access(), "bench client")
+        .await
+        .context("creating the OAuth client")?;
+    let (_, key) = service
+        .create_key(&org.id, Environment::Live, ScopeSet::full_access(), "bench key")
+        .await
+        .context("creating the API key")?;
+    Ok(Breadbox {
+        server,
+        client_id: client.id,
+        client_secret: secret.expose().to_owned(),
+        api_key: key.expose().to_owned(),
+    })
+}
