@@ -19,11 +19,11 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Log format: text for people, json for machines.
-    #[arg(long, env = "BREADBOX_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, global = true, env = "BREADBOX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
     /// Print results as JSON (admin commands), for scripts.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     #[command(flatten)]

@@ -10,29 +10,29 @@ use clap::Args;
 pub struct AuthConfig {
     /// Database URL: `postgres://…` for PostgreSQL, `sqlite://path` for a given SQLite file.
     /// Empty: the SQLite file `<data-dir>/breadbox.db`, created on first run.
-    #[arg(long, env = "DATABASE_URL", default_value = "", hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "", hide_env_values = true)]
     pub database_url: String,
 
     /// Directory for the embedded SQLite database (used when no DATABASE_URL is given).
-    #[arg(long, env = "BREADBOX_DATA_DIR", default_value = "./data")]
+    #[arg(long, global = true, env = "BREADBOX_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// Largest number of pooled database connections.
-    #[arg(long, env = "BREADBOX_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, global = true, env = "BREADBOX_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
     /// The `iss` of issued tokens and the issuer of the RFC 8414 metadata. Empty: the
     /// server's own base URL, `http://<listen address>`.
-    #[arg(long, env = "BREADBOX_ISSUER", default_value = "")]
+    #[arg(long, global = true, env = "BREADBOX_ISSUER", default_value = "")]
     pub issuer: String,
 
     /// The `aud` of issued tokens, required of every token presented to the API.
-    #[arg(long, env = "BREADBOX_AUDIENCE", default_value = "breadbox-api")]
+    #[arg(long, global = true, env = "BREADBOX_AUDIENCE", default_value = "breadbox-api")]
     pub audience: String,
 
     /// How often each instance polls the revocation feed, in milliseconds (revocations
     /// made on another instance take effect within this, plus one database round trip).
-    #[arg(long, env = "BREADBOX_REVOCATION_POLL_MS", default_value_t = 1000)]
+    #[arg(long, global = true, env = "BREADBOX_REVOCATION_POLL_MS", default_value_t = 1000)]
     pub revocation_poll_ms: u64,
 }
 
