@@ -6,6 +6,7 @@ use std::time::Instant;
 use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
+use tracing::Instrument;
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Rejected};
 use crate::request_id::{self, current_request_id, new_request_id};
@@ -85,12 +86,17 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let id = new_request_id();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let outcome = request_id::scope(id.clone(), async {
-            match self.inner.call(req).await {
-                Ok(output) => output.into_response(),
-                Err(err) => envelope_for(err, method.as_str(), &path),
+        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+        let outcome = request_id::scope(
+            id.clone(),
+            async {
+                match self.inner.call(req).await {
+                    Ok(output) => output.into_response(),
+                    Err(err) => envelope_for(err, method.as_str(), &path),
+                }
             }
-        })
+            .instrument(span),
+        )
         .await;
         let mut response = outcome;
         if let Ok(value) = HeaderValue::from_str(&id) {
