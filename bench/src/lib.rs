@@ -37,7 +37,7 @@ pub const ME_TARGET: f64 = 0.60;
 #[command(name = "breadbox-bench", version, about = "Breadbox benchmark: baseline, token endpoint, /me")]
 pub struct BenchArgs {
     /// Measured period per scenario: seconds ("5", "2.5") or a duration ("500ms").
-    #[arg(long, env = "BREADBOX_BENCH_DURATION", default_value = "5", value_parser = parse_duration)]
+    #[arg(long, env = "BREADBOX_BENCH_DURATION", default_value = "5", value_parser = parse_period)]
     pub duration: Duration,
 
     /// Unmeasured load before each scenario's measured period, same format.
@@ -71,6 +71,13 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
         return Err(format!("`{raw}` is longer than an hour"));
     }
     Ok(parsed)
+}
+
+fn parse_period(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        Duration::ZERO => Err("the measured period must be longer than zero".to_owned()),
+        period => Ok(period),
+    }
 }
 
 fn runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
@@ -130,7 +137,11 @@ fn scenarios(
     Ok(vec![
         ("baseline GET /", None, Scenario::get("baseline", baseline, "/")),
         ("POST /api/v1/auth/token", Some(TOKEN_TARGET), token_scenario(breadbox)?),
-        ("GET /api/v1/me (Bearer)", Some(ME_TARGET), Scenario::get("me_bearer", addr, ME_PATH).header(AUTHORIZATION, bearer)),
+        (
+            "GET /api/v1/me (Bearer)",
+            Some(ME_TARGET),
+            Scenario::get("me_bearer", addr, ME_PATH).header(AUTHORIZATION, bearer),
+        ),
         (
             "GET /api/v1/me (X-API-Key)",
             Some(ME_TARGET),
@@ -164,4 +175,30 @@ async fn fetch_token(breadbox: &Breadbox) -> anyhow::Result<String> {
     }
     let body: serde_json::Value = serde_json::from_slice(&body).context("the token response is not JSON")?;
     body["access_token"].as_str().map(str::to_owned).context("the token response has no access_token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_period("0").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let args = BenchArgs::try_parse_from(["breadbox-bench"]).expect("defaults parse");
+        assert_eq!(args.duration, Duration::from_secs(5));
+        assert_eq!(args.warmup, Duration::from_secs(1));
+        assert_eq!(args.connections, 32);
+        assert!(BenchArgs::try_parse_from(["breadbox-bench", "--connections", "0"]).is_err());
+    }
 }

@@ -158,9 +158,8 @@ pub fn measure(runtime: &Runtime, scenario: Scenario, shape: LoadShape) -> Outco
     let start = Instant::now() + shape.warmup;
     let end = start + shape.duration;
     let total = runtime.block_on(async {
-        let workers: Vec<_> = (0..shape.connections.max(1))
-            .map(|_| tokio::spawn(worker(scenario.clone(), start, end)))
-            .collect();
+        let workers: Vec<_> =
+            (0..shape.connections.max(1)).map(|_| tokio::spawn(worker(scenario.clone(), start, end))).collect();
         let mut total = Tally::new();
         for worker in workers {
             match worker.await {

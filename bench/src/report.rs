@@ -134,3 +134,38 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hdrhistogram::Histogram;
+
+    use super::*;
+
+    fn outcome(name: &'static str, requests: u64, errors: u64) -> Outcome {
+        let mut latency_us = Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        latency_us.saturating_record(1_000);
+        Outcome { name, requests, duration: Duration::from_secs(2), latency_us, errors, error_samples: Vec::new() }
+    }
+
+    #[test]
+    fn ratios_and_targets_compare_with_the_baseline() {
+        let shape = LoadShape { connections: 4, warmup: Duration::ZERO, duration: Duration::from_secs(2) };
+        let report = Report::new(
+            shape,
+            vec![
+                ("base", None, outcome("baseline", 1000, 0)),
+                ("token", Some(0.30), outcome("token", 250, 0)),
+                ("me", Some(0.60), outcome("me", 700, 1)),
+            ],
+        );
+        let rows = &report.scenarios;
+        assert_eq!(rows[0].requests_per_sec, 500.0);
+        assert_eq!(rows[0].pass, None);
+        assert_eq!(rows[1].pass, Some(false));
+        assert_eq!(rows[2].pass, Some(true));
+        assert!(report.had_errors());
+        assert!(report.table().contains("ERRORS"));
+    }
+}
