@@ -1,7 +1,11 @@
 //! The authorization server's HTTP surface: token (RFC 6749 §4.4), introspection
 //! (RFC 7662), revocation (RFC 7009), metadata (RFC 8414) and the JWKS. Errors use
 //! the RFC 6749 §5.2 shape so that standard OAuth clients understand them.
-
+//!
+//! Rate limits: a client that authenticated passes its `auth` class bucket (the
+//! three client-authenticated endpoints share it); a failed client authentication
+//! counts against the caller's IP (see `limits`). A refusal is a 429 in the RFC 6749
+//! shape — `invalid_request`, since the RFC has no code for it — with `Retry-After`.
 
 use std::sync::Arc;
 
@@ -9,11 +13,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use poem::http::{header, HeaderMap, HeaderValue, StatusCode};
 use poem::web::Data;
-use poem::{get, handler, post, Body, Request, Response, Route};
+use poem::{get, handler, post, Body, Endpoint, IntoResponse, Middleware, Request, Response, Route};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::issuer::{OAuthError, OAuthErrorCode};
+use crate::issuer::{OAuthError, OAuthErrorCode, VerifiedClient};
+use crate::limits::Refusal;
 use crate::principal::CredentialKind;
 use crate::scope::Scope;
 use crate::secret::{ApiKeySecret, ClientSecret};
@@ -69,6 +74,54 @@ fn oauth_error(err: &OAuthError, basic_attempted: bool) -> Response {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     response
+}
+
+/// A 429 in the RFC 6749 §5.2 shape, with `Retry-After`.
+pub fn rate_limited_response(refusal: &Refusal) -> Response {
+    let body = json!({ "error": OAuthErrorCode::InvalidRequest.as_str(), "error_description": refusal.message() });
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body.to_string());
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
+    response
+}
+
+/// Why an OAuth endpoint did not answer 200.
+enum Failure {
+    OAuth(OAuthError),
+    Limited(Refusal),
+}
+
+impl From<OAuthError> for Failure {
+    fn from(err: OAuthError) -> Self {
+        Failure::OAuth(err)
+    }
+}
+
+/// The response of an OAuth endpoint; a failed client authentication counts against
+/// the caller's IP, and answers 429 once the IP has failed too often.
+async fn finish(service: &AuthService, outcome: Result<Response, Failure>, basic_attempted: bool) -> Response {
+    match outcome {
+        Ok(response) => response,
+        Err(Failure::Limited(refusal)) => rate_limited_response(&refusal),
+        Err(Failure::OAuth(err)) => {
+            if err.code == OAuthErrorCode::InvalidClient {
+                if let Err(refusal) = service.limits().note_auth_failure().await {
+                    return rate_limited_response(&refusal);
+                }
+            }
+            oauth_error(&err, basic_attempted)
+        }
+    }
+}
+
+/// Verifies the client, then takes a request from its `auth` bucket.
+async fn authenticate_client(
+    service: &AuthService,
+    client_id: &str,
+    secret: &ClientSecret,
+) -> Result<Arc<VerifiedClient>, Failure> {
+    let client = service.verify_client(client_id, secret).await?;
+    service.limits().check_client(&client.id).await.map_err(Failure::Limited)?;
+    Ok(client)
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -157,25 +210,25 @@ fn client_credentials(headers: &HeaderMap, params: &OAuthParams) -> Result<(Stri
 #[handler]
 async fn token_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
     let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
-    match issue(req, body, service).await {
-        Ok(response) => response,
-        Err(err) => oauth_error(&err, basic_attempted),
-    }
+    let outcome = issue(req, body, service).await;
+    finish(service, outcome, basic_attempted).await
 }
 
-async fn issue(req: &Request, body: Body, service: &AuthService) -> Result<Response, OAuthError> {
+async fn issue(req: &Request, body: Body, service: &AuthService) -> Result<Response, Failure> {
     let params = read_params(req, body).await?;
     match params.grant_type.as_deref() {
-        None | Some("") => return Err(invalid_request("grant_type is required")),
+        None | Some("") => return Err(invalid_request("grant_type is required").into()),
         Some("client_credentials") => {}
         Some(other) => {
             return Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
                 format!("grant type `{other}` is not supported; use client_credentials"),
-            ))
+            )
+            .into())
         }
     }
     let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
+    authenticate_client(service, &client_id, &secret).await?;
     let issued = service.issue_token(&client_id, &secret, params.scope.as_deref()).await?;
     let body = json!({
         "access_token": issued.access_token,
@@ -189,22 +242,21 @@ async fn issue(req: &Request, body: Body, service: &AuthService) -> Result<Respo
 #[handler]
 async fn introspect_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
     let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
-    match introspect_inner(req, body, service).await {
-        Ok(response) => response,
-        Err(err) => oauth_error(&err, basic_attempted),
-    }
+    let outcome = introspect_inner(req, body, service).await;
+    finish(service, outcome, basic_attempted).await
 }
 
-async fn introspect_inner(req: &Request, body: Body, service: &AuthService) -> Result<Response, OAuthError> {
+async fn introspect_inner(req: &Request, body: Body, service: &AuthService) -> Result<Response, Failure> {
     let params = read_params(req, body).await?;
     let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
-    let caller = service.verify_client(&client_id, &secret).await?;
+    let caller = authenticate_client(service, &client_id, &secret).await?;
+    // A client learns only about credentials of its own organization and environment.
     let token = params.token.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    let Some(token) = token else { return Err(invalid_request("token is required")) };
+    let Some(token) = token else { return Err(invalid_request("token is required").into()) };
     let inactive = || json_response(StatusCode::OK, json!({ "active": false }).to_string());
     if ApiKeySecret::looks_like_key(token) {
         return Ok(match service.authenticate_key(token).await {
-            Ok(principal) if principal.org_id == caller.org_id => json_response(
+            Ok(principal) if principal.org_id == caller.org_id && principal.env == caller.env => json_response(
                 StatusCode::OK,
                 json!({
                     "active": true,
@@ -221,7 +273,7 @@ async fn introspect_inner(req: &Request, body: Body, service: &AuthService) -> R
         });
     }
     Ok(match service.authenticate_jwt(token) {
-        Ok(principal) if principal.org_id == caller.org_id => match service.token_claims(token) {
+        Ok(principal) if principal.org_id == caller.org_id && principal.env == caller.env => match service.token_claims(token) {
             Some(c) => json_response(
                 StatusCode::OK,
                 json!({
@@ -243,29 +295,28 @@ async fn introspect_inner(req: &Request, body: Body, service: &AuthService) -> R
 #[handler]
 async fn revoke_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
     let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
-    match revoke_inner(req, body, service).await {
-        Ok(response) => response,
-        Err(err) => oauth_error(&err, basic_attempted),
-    }
+    let outcome = revoke_inner(req, body, service).await;
+    finish(service, outcome, basic_attempted).await
 }
 
-async fn revoke_inner(req: &Request, body: Body, service: &AuthService) -> Result<Response, OAuthError> {
+async fn revoke_inner(req: &Request, body: Body, service: &AuthService) -> Result<Response, Failure> {
     let params = read_params(req, body).await?;
     let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
-    let caller = service.verify_client(&client_id, &secret).await?;
+    let caller = authenticate_client(service, &client_id, &secret).await?;
     let Some(token) = params.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
-        return Err(invalid_request("token is required"));
+        return Err(invalid_request("token is required").into());
     };
     if ApiKeySecret::looks_like_key(token) {
         return Err(OAuthError::new(
             OAuthErrorCode::UnsupportedTokenType,
             "static API keys are revoked through the admin API or CLI",
-        ));
+        )
+        .into());
     }
     // RFC 7009 §2.2: an invalid or unknown token is answered 200 all the same.
     if let Some(claims) = service.token_claims(token) {
         if claims.client_id != caller.id {
-            return Err(OAuthError::new(OAuthErrorCode::UnauthorizedClient, "this token was not issued to this client"));
+            return Err(OAuthError::new(OAuthErrorCode::UnauthorizedClient, "this token was not issued to this client").into());
         }
         service.revoke_jti(&claims.jti, claims.exp).await.map_err(|err| {
             tracing::error!(error = %err, "token revocation failed");
@@ -308,4 +359,36 @@ fn jwks_endpoint(Data(service): Data<&Arc<AuthService>>) -> Response {
         .content_type("application/jwk-set+json")
         .header(header::CACHE_CONTROL, "public, max-age=60")
         .body(service.jwks().to_string())
+}
+
+/// The per-IP gate and the rate-limit headers, for the authorization server alone (the
+/// all-in-one server does the same in its outermost middleware).
+pub struct RateLimitGate(pub Arc<AuthService>);
+
+impl<E: Endpoint> Middleware<E> for RateLimitGate {
+    type Output = RateLimitGateEndpoint<E>;
+    fn transform(&self, inner: E) -> Self::Output {
+        RateLimitGateEndpoint { inner, service: self.0.clone() }
+    }
+}
+
+pub struct RateLimitGateEndpoint<E> {
+    inner: E,
+    service: Arc<AuthService>,
+}
+
+impl<E: Endpoint> Endpoint for RateLimitGateEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let limits = self.service.limits();
+        let ip = limits.client_ip(&req);
+        let inner = || async move {
+            match self.inner.call(req).await {
+                Ok(output) => output.into_response(),
+                Err(err) => err.into_response(),
+            }
+        };
+        Ok(limits.serve(ip, rate_limited_response, inner).await)
+    }
 }

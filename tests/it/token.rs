@@ -324,6 +324,15 @@ async fn introspection_hides_other_organizations(app: &mut TestApp) {
     }
     let own = post_form(app, INTROSPECT, Some(&other), &[("token", &foreign_token)]).await;
     assert_eq!(own.json["active"], true, "the other org's client sees its own token");
+
+    // The same organization's test environment is another partition too.
+    let test_client = app.client(Environment::Test, "accounts:read").await;
+    let test_token = app.token(&test_client, None).await;
+    let (_, test_key) = app.key(Environment::Test, "accounts:read").await;
+    for token in [test_token.as_str(), test_key.as_str()] {
+        let answer = post_form(app, INTROSPECT, Some(&client), &[("token", token)]).await;
+        assert_eq!(answer.json, json!({"active": false}), "a live client cannot inspect test credentials");
+    }
 }
 
 async fn introspection_requires_client_authentication(app: &mut TestApp) {
