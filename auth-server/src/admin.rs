@@ -153,6 +153,7 @@ impl AuthService {
         if !repo::orgs::set_plan(self.db.pool(), org_id, plan.as_str(), now_ms()).await? {
             return Err(AdminError::NotFound("organization"));
         }
+        self.limits.forget_plan(org_id);
         self.get_org(org_id).await
     }
 

@@ -95,7 +95,10 @@ impl AuthApplication {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.service.spawn_background(stop_rx);
-        let app = crate::http::attach(Route::new()).data(self.service.clone()).with(poem::middleware::Tracing);
+        let app = crate::http::attach(Route::new())
+            .data(self.service.clone())
+            .with(crate::http::RateLimitGate(self.service.clone()))
+            .with(poem::middleware::Tracing);
         tracing::info!(port = self.port, issuer = self.service.issuer(), "authorization server listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown_signal(), Some(std::time::Duration::from_secs(10)))

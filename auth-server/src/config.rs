@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::limits::LimitsConfig;
+
 /// Where data lives and how tokens are minted.
 #[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
@@ -34,6 +36,9 @@ pub struct AuthConfig {
     /// made on another instance take effect within this, plus one database round trip).
     #[arg(long, global = true, env = "BREADBOX_REVOCATION_POLL_MS", default_value_t = 1000)]
     pub revocation_poll_ms: u64,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
 }
 
 impl AuthConfig {
@@ -46,6 +51,7 @@ impl AuthConfig {
             issuer: String::new(),
             audience: "breadbox-api".to_owned(),
             revocation_poll_ms: 1000,
+            limits: LimitsConfig::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod db;
 pub mod http;
 pub mod issuer;
 pub mod jwt;
+pub mod limits;
 pub mod principal;
 pub mod repo;
 pub mod scope;

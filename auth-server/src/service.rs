@@ -14,6 +14,7 @@ use crate::config::AuthConfig;
 use crate::db::{now_ms, Db};
 use crate::issuer::VerifiedClient;
 use crate::jwt::{generate_signing_key, KeySet, Keyring, LEEWAY_SECS, TOKEN_TTL_SECS};
+use crate::limits::Limits;
 use crate::repo;
 
 /// Distinct static keys kept resolved in memory.
@@ -41,6 +42,7 @@ pub struct AuthService {
     /// Database look-ups made to resolve static keys (exposed as a metric).
     pub(crate) key_db_lookups: AtomicU64,
     pub(crate) feed_watermark: Mutex<i64>,
+    pub(crate) limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum StartError {
     Query(#[from] sqlx::Error),
     #[error(transparent)]
     Keys(#[from] crate::jwt::KeyError),
+    #[error("invalid Redis URL for rate limits: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl AuthService {
@@ -72,6 +76,8 @@ impl AuthService {
         }
         let issuer = if config.issuer.is_empty() { default_issuer } else { config.issuer.clone() };
         let keyring = Keyring::new(KeySet::from_records(&records)?, &issuer, &config.audience);
+        let limits = Limits::new(&config.limits, db.clone())?;
+        limits.connect().await;
         let service = AuthService {
             issuer,
             audience: config.audience.clone(),
@@ -85,6 +91,7 @@ impl AuthService {
             last_used_clients: Mutex::new(HashMap::new()),
             key_db_lookups: AtomicU64::new(0),
             feed_watermark: Mutex::new(now_ms()),
+            limits,
             config,
             db,
         };
@@ -106,6 +113,11 @@ impl AuthService {
 
     pub fn config(&self) -> &AuthConfig {
         &self.config
+    }
+
+    /// The rate limiter of this instance.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The JWKS document (RFC 7517) of every key whose tokens may be alive.

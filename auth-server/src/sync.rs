@@ -127,15 +127,17 @@ impl AuthService {
         }
     }
 
-    /// Runs the feed poller and the last-used flusher until `shutdown` turns true,
-    /// then flushes once more.
+    /// Runs the feed poller, the last-used flusher and the eviction of idle rate-limit
+    /// buckets until `shutdown` turns true, then flushes once more.
     pub fn spawn_background(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(service.config.revocation_poll());
             let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + LAST_USED_FLUSH, LAST_USED_FLUSH);
+            let mut evict = tokio::time::interval(crate::limits::EVICT_EVERY);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            evict.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = poll.tick() => {
@@ -144,6 +146,7 @@ impl AuthService {
                         }
                     }
                     _ = flush.tick() => service.flush_last_used().await,
+                    _ = evict.tick() => service.limits.evict_idle(),
                     changed = shutdown.changed() => {
                         if changed.is_err() || *shutdown.borrow() {
                             break;

@@ -56,6 +56,9 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let mut auth = AuthConfig::for_data_dir(dir.path().to_path_buf());
     auth.revocation_poll_ms = 100;
     auth.db_max_connections = 5;
+    // Limits on, as in production, but refilling so fast that no ordinary test trips
+    // them (tests of the limits themselves choose their own scale).
+    auth.limits.rate_limit_time_scale = 1000.0;
     let mut pg_schema = None;
     if backend == Backend::Postgres {
         let url = test_database_url()?;

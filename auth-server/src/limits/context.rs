@@ -1,0 +1,120 @@
+//! The rate-limit decision of the request being answered, carried in a task-local
+//! from the checks (middleware, `Auth` extractor, token endpoint) to the response
+//! headers: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`, the
+//! IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers-11)
+//! and, on a refusal, `Retry-After`.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+
+use poem::http::{header, HeaderMap, HeaderName, HeaderValue};
+
+use super::{ceil_secs, Bucket, Specs, Verdict};
+
+pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Buckets one request can pass at most.
+const MAX_APPLIED: usize = 6;
+
+tokio::task_local! {
+    static CURRENT: RefCell<Context>;
+}
+
+struct Context {
+    ip: Option<IpAddr>,
+    decision: Decision,
+}
+
+/// Every bucket a request passed (or was refused by), in check order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Decision {
+    applied: [Option<(Bucket, Verdict)>; MAX_APPLIED],
+}
+
+impl Decision {
+    fn record(&mut self, bucket: Bucket, verdict: Verdict) {
+        for slot in self.applied.iter_mut() {
+            match slot {
+                Some((b, v)) if *b == bucket => {
+                    *v = verdict;
+                    return;
+                }
+                None => {
+                    *slot = Some((bucket, verdict));
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Bucket, Verdict)> + '_ {
+        self.applied.iter().flatten().copied()
+    }
+
+    /// The bucket that refused, else the one with the least remaining (the longer
+    /// reset on a tie).
+    fn deciding(&self) -> Option<(Bucket, Verdict)> {
+        if let Some(refused) = self.iter().find(|(_, v)| matches!(v, Verdict::Refused { .. })) {
+            return Some(refused);
+        }
+        self.iter().min_by(|(_, a), (_, b)| match (a, b) {
+            (
+                Verdict::Admitted { remaining: ra, reset: ta },
+                Verdict::Admitted { remaining: rb, reset: tb },
+            ) => ra.cmp(rb).then(tb.cmp(ta)),
+            _ => std::cmp::Ordering::Equal,
+        })
+    }
+
+    /// Bit `i` set when the bucket of index `i` applied.
+    fn mask(&self) -> u32 {
+        self.iter().fold(0, |mask, (bucket, _)| mask | (1 << bucket.index()))
+    }
+}
+
+/// Runs `fut` as one request from `ip`, collecting its decision.
+pub(crate) async fn scope<F: std::future::Future>(ip: Option<IpAddr>, fut: F) -> F::Output {
+    CURRENT.scope(RefCell::new(Context { ip, decision: Decision::default() }), fut).await
+}
+
+/// The client IP of the request being answered, when rate limiting is on.
+pub fn current_ip() -> Option<IpAddr> {
+    CURRENT.try_with(|c| c.borrow().ip).ok().flatten()
+}
+
+/// The decision so far of the request being answered.
+pub fn current_decision() -> Option<Decision> {
+    CURRENT.try_with(|c| c.borrow().decision).ok()
+}
+
+pub(crate) fn record(bucket: Bucket, verdict: Verdict) {
+    let _ = CURRENT.try_with(|c| c.borrow_mut().decision.record(bucket, verdict));
+}
+
+/// Writes the headers of the current request's decision (nothing outside a request
+/// or when no bucket applied).
+pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
+    let Some(decision) = current_decision() else { return };
+    let Some((bucket, verdict)) = decision.deciding() else { return };
+    let spec = specs.get(bucket);
+    let (remaining, reset) = match verdict {
+        Verdict::Admitted { remaining, reset } => (remaining, ceil_secs(reset)),
+        Verdict::Refused { wait, reset } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(ceil_secs(wait)));
+            (0, ceil_secs(reset))
+        }
+    };
+    headers.insert(X_RATELIMIT_LIMIT, spec.limit_header.clone());
+    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(remaining));
+    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
+    headers.insert(RATELIMIT_POLICY, specs.policy_header(decision.mask()));
+    let field = format!("\"{}\";r={remaining};t={reset}", bucket.name());
+    if let Ok(value) = HeaderValue::from_str(&field) {
+        headers.insert(RATELIMIT, value);
+    }
+}

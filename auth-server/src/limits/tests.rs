@@ -1,0 +1,196 @@
+//! The engine on a fake clock, and the Redis script against `governor` on the same
+//! sequence of requests (when `TEST_REDIS_URL` is set).
+
+use std::time::Duration;
+
+use governor::clock::FakeRelativeClock;
+use poem::http::HeaderMap;
+
+use super::local::Local;
+use super::redis_store::RedisStore;
+use super::*;
+
+fn specs(scale: f64) -> Specs {
+    Specs::new(&LimitsConfig { rate_limit_time_scale: scale, ..LimitsConfig::default() })
+}
+
+fn admitted(v: Verdict) -> bool {
+    matches!(v, Verdict::Admitted { .. })
+}
+
+#[test]
+fn every_bucket_admits_its_burst_then_refuses_until_one_interval_passed() {
+    let specs = specs(1.0);
+    let clock = FakeRelativeClock::default();
+    let local = Local::with_clock(&specs, clock.clone());
+    let id = "key_1".to_owned();
+    for spec in specs.iter() {
+        let subject = match spec.bucket {
+            Bucket::Ip | Bucket::FailedAuth => Subject::Ip([10, 0, 0, 1].into()),
+            _ => Subject::Id(&id),
+        };
+        for n in 0..spec.burst {
+            let verdict = local.check(&specs, spec.bucket, subject);
+            assert_eq!(
+                verdict,
+                Verdict::Admitted { remaining: spec.burst - n - 1, reset: spec.t * (n + 1) },
+                "{:?} request {n}",
+                spec.bucket
+            );
+        }
+        let Verdict::Refused { wait, reset } = local.check(&specs, spec.bucket, subject) else {
+            panic!("{:?} admitted more than its burst", spec.bucket);
+        };
+        assert_eq!(wait, spec.t, "{:?}", spec.bucket);
+        assert_eq!(reset, spec.t * spec.burst, "{:?}", spec.bucket);
+        clock.advance(spec.t);
+        assert!(admitted(local.check(&specs, spec.bucket, subject)), "{:?} after its wait", spec.bucket);
+        assert!(!admitted(local.check(&specs, spec.bucket, subject)), "{:?} one cell only", spec.bucket);
+        clock.advance(spec.t * spec.burst);
+    }
+}
+
+#[test]
+fn quotas_are_the_seeds_and_scale_divides_windows() {
+    let specs = specs(60.0);
+    let list = specs.get(Bucket::Class(Class::List));
+    assert_eq!((list.limit, list.burst, list.window_secs), (100, 200, 1));
+    assert_eq!(list.t, Duration::from_micros(10_000));
+    assert_eq!(list.policy, "\"list\";q=100;w=1");
+    let report = specs.get(Bucket::Class(Class::Report));
+    assert_eq!((report.limit, report.burst, report.window_secs), (10, 20, 60));
+    let specs = super::Specs::new(&LimitsConfig::default());
+    let expected = [
+        (Bucket::Key(Plan::Starter), 30, 30),
+        (Bucket::Key(Plan::Growth), 60, 60),
+        (Bucket::Key(Plan::Scale), 120, 120),
+        (Bucket::Key(Plan::Pro), 120, 120),
+        (Bucket::Org(Plan::Starter), 60, 60),
+        (Bucket::Org(Plan::Growth), 120, 120),
+        (Bucket::Org(Plan::Scale), 240, 240),
+        (Bucket::Org(Plan::Pro), 480, 480),
+        (Bucket::Class(Class::Auth), 10, 20),
+        (Bucket::Class(Class::Detail), 200, 400),
+        (Bucket::Class(Class::Write), 50, 100),
+        (Bucket::Class(Class::Bulk), 5, 10),
+        (Bucket::Ip, 1200, 1200),
+        (Bucket::FailedAuth, 30, 60),
+    ];
+    for (bucket, limit, burst) in expected {
+        let spec = specs.get(bucket);
+        assert_eq!((spec.limit, spec.burst), (limit, burst), "{bucket:?}");
+    }
+    assert_eq!(specs.get(Bucket::Class(Class::Report)).policy, "\"report\";q=10;w=3600");
+}
+
+#[test]
+fn idle_buckets_are_evicted() {
+    let specs = specs(1.0);
+    let clock = FakeRelativeClock::default();
+    let local = Local::with_clock(&specs, clock.clone());
+    for i in 0..1000u32 {
+        local.check(&specs, Bucket::Ip, Subject::Ip(std::net::IpAddr::from(i.to_be_bytes())));
+    }
+    assert_eq!(local.len(), 1000);
+    clock.advance(Duration::from_secs(61));
+    local.evict_idle();
+    assert_eq!(local.len(), 0);
+}
+
+#[tokio::test]
+async fn headers_name_the_deciding_bucket_and_every_policy() {
+    let specs = specs(1.0);
+    let mut headers = HeaderMap::new();
+    context::scope(None, async {
+        context::record(Bucket::Ip, Verdict::Admitted { remaining: 1100, reset: Duration::from_secs(5) });
+        context::record(Bucket::Key(Plan::Starter), Verdict::Admitted { remaining: 3, reset: Duration::from_millis(54_500) });
+        context::record(Bucket::Class(Class::List), Verdict::Admitted { remaining: 150, reset: Duration::from_secs(30) });
+        context::record(Bucket::Org(Plan::Starter), Verdict::Admitted { remaining: 20, reset: Duration::from_secs(40) });
+        context::write_headers(&specs, &mut headers);
+    })
+    .await;
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(get("x-ratelimit-limit").as_deref(), Some("30"));
+    assert_eq!(get("x-ratelimit-remaining").as_deref(), Some("3"));
+    assert_eq!(get("x-ratelimit-reset").as_deref(), Some("55"));
+    assert_eq!(
+        get("ratelimit-policy").as_deref(),
+        Some("\"ip\";q=1200;w=60, \"key\";q=30;w=60, \"list\";q=100;w=60, \"org\";q=60;w=60")
+    );
+    assert_eq!(get("ratelimit").as_deref(), Some("\"key\";r=3;t=55"));
+    assert!(get("retry-after").is_none());
+
+    let mut headers = HeaderMap::new();
+    context::scope(None, async {
+        context::record(Bucket::Ip, Verdict::Admitted { remaining: 1100, reset: Duration::from_secs(5) });
+        context::record(Bucket::Class(Class::Write), Verdict::Refused { wait: Duration::from_millis(1), reset: Duration::from_secs(119) });
+        context::write_headers(&specs, &mut headers);
+    })
+    .await;
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(get("retry-after").as_deref(), Some("1"), "rounded up, never 0");
+    assert_eq!(get("ratelimit").as_deref(), Some("\"write\";r=0;t=119"));
+    assert_eq!(get("x-ratelimit-limit").as_deref(), Some("100"));
+}
+
+fn test_redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The Lua script and `governor` give the same verdicts on the same requests.
+#[tokio::test]
+async fn redis_script_decides_exactly_as_governor() {
+    let Some(url) = test_redis_url() else {
+        eprintln!("TEST_REDIS_URL is not set: Redis parity skipped");
+        return;
+    };
+    let specs = specs(1.0);
+    let clock = FakeRelativeClock::default();
+    let local = Local::with_clock(&specs, clock.clone());
+    let prefix = format!("test:{}", uuid::Uuid::new_v4().simple());
+    let redis = RedisStore::new(&url, &prefix).expect("redis url");
+    let (key, org) = ("key_parity".to_owned(), "org_parity".to_owned());
+    let items = [
+        (Bucket::Key(Plan::Starter), Subject::Id(&key)),
+        (Bucket::Class(Class::Bulk), Subject::Id(&key)),
+        (Bucket::Org(Plan::Starter), Subject::Id(&org)),
+    ];
+    let base_us: u64 = 1_700_000_000_000_000;
+    let mut elapsed_us: u64 = 0;
+    let mut seed: u64 = 42;
+    let (mut admitted_count, mut refused_count) = (0, 0);
+    for step in 0..400 {
+        // Bursts of back-to-back requests with pauses of up to 4 s between them.
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let pause = if seed >> 60 < 10 { 0 } else { (seed >> 20) % 4_000_000 };
+        clock.advance(Duration::from_micros(pause));
+        elapsed_us += pause;
+        let shared = redis.check_at(&specs, &items, Some(base_us + elapsed_us)).await.expect("Redis answers");
+        let mut here = Verdicts::default();
+        for &(bucket, subject) in &items {
+            let verdict = local.check(&specs, bucket, subject);
+            here.push(verdict);
+            if !admitted(verdict) {
+                break;
+            }
+        }
+        let shared: Vec<Verdict> = shared.iter().collect();
+        let here: Vec<Verdict> = here.iter().collect();
+        assert_eq!(shared.len(), here.len(), "step {step}: {shared:?} vs {here:?}");
+        for (s, h) in shared.iter().zip(&here) {
+            match (s, h) {
+                (Verdict::Admitted { remaining: a, .. }, Verdict::Admitted { remaining: b, .. }) => {
+                    assert_eq!(a, b, "step {step}")
+                }
+                (Verdict::Refused { wait: a, .. }, Verdict::Refused { wait: b, .. }) => assert_eq!(a, b, "step {step}"),
+                _ => panic!("step {step}: Redis {s:?}, governor {h:?}"),
+            }
+        }
+        if here.iter().all(|v| admitted(*v)) {
+            admitted_count += 1;
+        } else {
+            refused_count += 1;
+        }
+    }
+    assert!(admitted_count > 20 && refused_count > 20, "{admitted_count} admitted, {refused_count} refused");
+}
