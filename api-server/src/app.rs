@@ -73,14 +73,15 @@ impl Application {
 /// Every route of the all-in-one server.
 pub fn routes(service: Arc<AuthService>) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
-    let spec = Arc::<str>::from(api.spec());
+    let spec = Arc::<str>::from(crate::api::spec_of(&api));
     let docs = api.swagger_ui();
     let route = Route::new().nest("/", api).at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
     let route = crate::ops::attach(breadbox_auth::http::attach(route));
+    let observe = Observe::new(service.clone());
     route
         .data(service)
         .with(CatchPanic::new().with_handler(panic_response))
-        .with(Observe)
+        .with(observe)
 }
 
 #[handler]

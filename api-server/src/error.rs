@@ -87,7 +87,7 @@ pub struct ErrorDetail {
     /// The id of the request, as in the `X-Request-Id` header.
     pub request_id: String,
     /// On 401: MISSING_API_KEY, INVALID_API_KEY, REVOKED_API_KEY, INVALID_TOKEN or EXPIRED_TOKEN.
-    /// On 403: the missing scope.
+    /// On 403: the missing scope. On 429: the rate-limit bucket that refused.
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
     /// On 422: one entry per failing field.
@@ -171,6 +171,13 @@ impl ApiError {
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(ErrorCode::InternalError, "unexpected server error; retry with backoff")
+    }
+
+    /// A 429 naming the bucket that refused (`Retry-After` is added with the other
+    /// rate-limit headers).
+    pub fn rate_limited(refusal: &breadbox_auth::limits::Refusal) -> Self {
+        let reason = Some(refusal.bucket.name().to_owned());
+        Self::build(ErrorCode::RateLimited, refusal.message(), reason, None)
     }
 
     pub fn body(&self) -> &ErrorBody {

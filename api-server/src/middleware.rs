@@ -1,6 +1,8 @@
-//! The outermost layer of every request: a request id, the error envelope for
-//! failures raised outside handlers (unknown route, wrong method, panics), and metrics.
+//! The outermost layer of every request: a request id, the per-IP rate limits (before
+//! any other work), the error envelope for failures raised outside handlers (unknown
+//! route, wrong method, panics), the rate-limit headers, and metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use poem::http::{HeaderValue, StatusCode};
@@ -8,21 +10,43 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
+use breadbox_auth::limits::Refusal;
+use breadbox_auth::AuthService;
+
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Rejected};
 use crate::request_id::{self, current_request_id, new_request_id};
 
-/// Request id + envelope + metrics.
-pub struct Observe;
+/// Request id + rate limits + envelope + metrics.
+pub struct Observe {
+    service: Arc<AuthService>,
+}
+
+impl Observe {
+    pub fn new(service: Arc<AuthService>) -> Observe {
+        Observe { service }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for Observe {
     type Output = ObserveEndpoint<E>;
     fn transform(&self, inner: E) -> Self::Output {
-        ObserveEndpoint { inner }
+        ObserveEndpoint { inner, service: self.service.clone() }
     }
 }
 
 pub struct ObserveEndpoint<E> {
     inner: E,
+    service: Arc<AuthService>,
+}
+
+/// A 429 from the per-IP buckets: the OAuth error shape on the OAuth endpoints, the
+/// envelope elsewhere.
+fn refused(path: &str, refusal: &Refusal) -> Response {
+    if path.starts_with("/api/v1/auth/") {
+        breadbox_auth::http::rate_limited_response(refusal)
+    } else {
+        crate::error::ApiError::rate_limited(refusal).into_response()
+    }
 }
 
 /// An envelope response for `code`, outside any handler.
@@ -87,15 +111,18 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+        let limits = self.service.limits();
+        let ip = limits.client_ip(&req);
+        let (method_ref, path_ref) = (&method, path.as_str());
+        let inner = || async move {
+            match self.inner.call(req).await {
+                Ok(output) => output.into_response(),
+                Err(err) => envelope_for(err, method_ref.as_str(), path_ref),
+            }
+        };
         let outcome = request_id::scope(
             id.clone(),
-            async {
-                match self.inner.call(req).await {
-                    Ok(output) => output.into_response(),
-                    Err(err) => envelope_for(err, method.as_str(), &path),
-                }
-            }
-            .instrument(span),
+            limits.serve(ip, |refusal| refused(path_ref, refusal), inner).instrument(span),
         )
         .await;
         let mut response = outcome;

@@ -4,6 +4,7 @@
 mod admin;
 mod authn;
 mod jwt;
+mod limits;
 mod ops;
 mod spec;
 mod token;

@@ -51,6 +51,24 @@ fn every_operation_declares_security_scopes_and_errors() {
     }
 }
 
+#[test]
+fn every_operation_declares_its_rate_limit_class() {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("spec is JSON");
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let class = op["x-rate-limit-class"].as_str().unwrap_or_else(|| panic!("{method} {path} has no class"));
+            let expected = breadbox_auth::limits::class_of(method, path).expect("an API path");
+            assert_eq!(class, expected.as_str(), "{method} {path}");
+            seen.insert(class.to_owned());
+        }
+    }
+    for class in ["list", "detail", "write"] {
+        assert!(seen.contains(class), "no {class} operation");
+    }
+    assert_eq!(spec["paths"]["/api/v1/me"]["get"]["x-rate-limit-class"], "detail");
+}
+
 async fn served_spec_and_swagger_ui(app: &mut TestApp) {
     let served = app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("spec").text().await.expect("text");
     assert_eq!(served.trim_end(), breadbox_api::api::spec_json().trim_end());

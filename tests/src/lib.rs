@@ -52,6 +52,11 @@ fn test_database_url() -> Option<String> {
 
 /// Starts a server on `backend`, or returns `None` when PostgreSQL is not configured.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// As `spawn_app`, with the settings adjusted by `configure` first (rate limits…).
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut AuthConfig)) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut auth = AuthConfig::for_data_dir(dir.path().to_path_buf());
     auth.revocation_poll_ms = 100;
@@ -59,6 +64,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     // Limits on, as in production, but refilling so fast that no ordinary test trips
     // them (tests of the limits themselves choose their own scale).
     auth.limits.rate_limit_time_scale = 1000.0;
+    configure(&mut auth);
     let mut pg_schema = None;
     if backend == Backend::Postgres {
         let url = test_database_url()?;
@@ -231,7 +237,16 @@ pub async fn read(response: reqwest::Response) -> (u16, Value) {
 
 /// Runs one test body against a fresh server on `backend`, cleaning up even on failure.
 pub async fn run(backend: Backend, body: impl FnOnce(TestAppHandle) -> Pin<Box<dyn Future<Output = ()> + Send>>) {
-    let Some(app) = spawn_app(backend).await else {
+    run_with(backend, |_| {}, body).await
+}
+
+/// As `run`, on a server whose settings `configure` adjusted.
+pub async fn run_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut AuthConfig),
+    body: impl FnOnce(TestAppHandle) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+) {
+    let Some(app) = spawn_app_with(backend, configure).await else {
         eprintln!("TEST_DATABASE_URL is not set: PostgreSQL variant skipped");
         return;
     };

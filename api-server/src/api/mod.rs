@@ -33,5 +33,48 @@ pub fn openapi_service(server: &str) -> OpenApiService<Apis, ()> {
 
 /// The spec as committed under `openapi/` (server-independent).
 pub fn spec_json() -> String {
-    openapi_service("/").spec()
+    spec_of(&openapi_service("/"))
+}
+
+/// The document of `service`, each operation with its rate-limit class as
+/// `x-rate-limit-class`: the class the limiter applies, from the same function.
+pub fn spec_of(service: &OpenApiService<Apis, ()>) -> String {
+    with_rate_limit_classes(&service.spec())
+}
+
+/// Adds `"x-rate-limit-class"` after each operation's `"operationId"` line of a
+/// pretty-printed document, keeping its field order (a `serde_json::Value` would sort).
+fn with_rate_limit_classes(spec: &str) -> String {
+    let parsed: serde_json::Value = serde_json::from_str(spec).expect("poem-openapi writes JSON");
+    let mut classes = std::collections::HashMap::new();
+    for (path, item) in parsed["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            if let (Some(id), Some(class)) = (operation["operationId"].as_str(), breadbox_auth::limits::class_of(method, path)) {
+                classes.insert(format!("\"{id}\""), class.as_str());
+            }
+        }
+    }
+    let mut out = String::with_capacity(spec.len() + classes.len() * 48);
+    for line in spec.lines() {
+        let trimmed = line.trim_start();
+        let class = trimmed
+            .strip_prefix("\"operationId\": ")
+            .and_then(|id| classes.get(id.trim_end_matches(',')));
+        match class {
+            Some(class) => {
+                let indent = &line[..line.len() - trimmed.len()];
+                let (line, comma) = match line.strip_suffix(',') {
+                    Some(line) => (line, ","),
+                    None => (line, ""),
+                };
+                out.push_str(&format!("{line},\n{indent}\"x-rate-limit-class\": \"{class}\"{comma}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
 }

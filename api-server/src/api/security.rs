@@ -2,15 +2,21 @@
 //! where `R` names the scope it requires, and declares the same scope for the spec
 //! with `#[oai(scope = "Scopes::…")]` on that parameter. `Auth` authenticates with
 //! the shared `AuthService` and checks `R` before the handler runs.
+//!
+//! Right after authentication it passes the caller's rate-limit buckets (credential,
+//! endpoint class, organization); a failed authentication counts against the
+//! client IP. The decision reaches the response headers through `limits::context`.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use poem::PathPattern;
 use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes};
 
-use breadbox_auth::{AuthService, Principal, Scope};
+use breadbox_auth::limits::{class_of, Class};
+use breadbox_auth::{AuthError, AuthService, Principal, Scope};
 
 use crate::error::{ApiError, Rejected};
 
@@ -201,10 +207,30 @@ impl<'a, R: Requirement> ApiExtractor<'a> for Auth<R> {
         let service = request
             .data::<Arc<AuthService>>()
             .ok_or_else(|| Rejected::error(ApiError::internal(&"authentication service missing")))?;
-        let principal = service.authenticate(request.headers()).await.map_err(|e| Rejected::error(e.into()))?;
+        let limits = service.limits();
+        let principal = match service.authenticate(request.headers()).await {
+            Ok(principal) => principal,
+            Err(err @ AuthError::Unauthorized { .. }) => {
+                limits.note_auth_failure().await.map_err(|r| Rejected::error(ApiError::rate_limited(&r)))?;
+                return Err(Rejected::error(err.into()));
+            }
+            Err(err) => return Err(Rejected::error(err.into())),
+        };
+        limits
+            .check_principal(&principal, operation_class(request))
+            .await
+            .map_err(|r| Rejected::error(ApiError::rate_limited(&r)))?;
         if let Some(scope) = R::SCOPE {
             principal.require(scope).map_err(|e| Rejected::error(e.into()))?;
         }
         Ok(Auth { principal, _requirement: PhantomData })
     }
+}
+
+/// The rate-limit class of the operation being called, from its route template (the
+/// same function classifies the operations of the spec).
+fn operation_class(request: &Request) -> Class {
+    let template = request.data::<PathPattern>().map(|p| &*p.0).unwrap_or(request.uri().path());
+    // Every operation lives under /api/v1, where class_of always answers.
+    class_of(request.method().as_str(), template).unwrap_or(Class::Detail)
 }

@@ -29,14 +29,18 @@ struct Context {
     decision: Decision,
 }
 
-/// Every bucket a request passed (or was refused by), in check order.
+/// Every bucket a request passed (or was refused by), in check order, and the
+/// policies that apply to it (also those of buckets not reached after a refusal).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Decision {
     applied: [Option<(Bucket, Verdict)>; MAX_APPLIED],
+    /// Bit `i` set when the bucket of index `i` applies.
+    policies: u32,
 }
 
 impl Decision {
     fn record(&mut self, bucket: Bucket, verdict: Verdict) {
+        self.policies |= 1 << bucket.index();
         for slot in self.applied.iter_mut() {
             match slot {
                 Some((b, v)) if *b == bucket => {
@@ -71,10 +75,6 @@ impl Decision {
         })
     }
 
-    /// Bit `i` set when the bucket of index `i` applied.
-    fn mask(&self) -> u32 {
-        self.iter().fold(0, |mask, (bucket, _)| mask | (1 << bucket.index()))
-    }
 }
 
 /// Runs `fut` as one request from `ip`, collecting its decision.
@@ -96,6 +96,11 @@ pub(crate) fn record(bucket: Bucket, verdict: Verdict) {
     let _ = CURRENT.try_with(|c| c.borrow_mut().decision.record(bucket, verdict));
 }
 
+/// Notes a bucket that applies but was not checked (an earlier one refused).
+pub(crate) fn record_policy(bucket: Bucket) {
+    let _ = CURRENT.try_with(|c| c.borrow_mut().decision.policies |= 1 << bucket.index());
+}
+
 /// Writes the headers of the current request's decision (nothing outside a request
 /// or when no bucket applied).
 pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
@@ -112,7 +117,7 @@ pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
     headers.insert(X_RATELIMIT_LIMIT, spec.limit_header.clone());
     headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(remaining));
     headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
-    headers.insert(RATELIMIT_POLICY, specs.policy_header(decision.mask()));
+    headers.insert(RATELIMIT_POLICY, specs.policy_header(decision.policies));
     let field = format!("\"{}\";r={remaining};t={reset}", bucket.name());
     if let Ok(value) = HeaderValue::from_str(&field) {
         headers.insert(RATELIMIT, value);

@@ -374,10 +374,15 @@ impl Limits {
     }
 
     fn record_all(&self, items: &[(Bucket, Subject<'_>)], verdicts: &Verdicts) -> Result<(), Refusal> {
-        for ((bucket, _), verdict) in items.iter().zip(verdicts.iter()) {
-            self.record(*bucket, verdict)?;
+        let mut outcome = Ok(());
+        let mut verdicts = verdicts.iter();
+        for &(bucket, _) in items {
+            match verdicts.next() {
+                Some(verdict) if outcome.is_ok() => outcome = self.record(bucket, verdict),
+                _ => context::record_policy(bucket),
+            }
         }
-        Ok(())
+        outcome
     }
 
     /// Notes a verdict for the response headers; a refusal becomes the error.
