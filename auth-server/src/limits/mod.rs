@@ -262,7 +262,7 @@ impl Limits {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .last();
+                .next_back();
             if forwarded.is_some() {
                 return forwarded;
             }
@@ -399,8 +399,8 @@ impl Limits {
     }
 
     /// The plan of an organization, from memory when read less than `PLAN_TTL` ago.
-    async fn plan_of(&self, org_id: &String) -> Plan {
-        let cached = self.plans.get(org_id.as_str());
+    async fn plan_of(&self, org_id: &str) -> Plan {
+        let cached = self.plans.get(org_id);
         if let Some((plan, at)) = cached {
             if at.elapsed() < PLAN_TTL {
                 return plan;
@@ -409,7 +409,7 @@ impl Limits {
         match repo::orgs::get(self.db.pool(), org_id).await {
             Ok(Some(org)) => {
                 let plan = org.plan.parse().unwrap_or(Plan::Starter);
-                self.plans.insert(org_id.clone(), (plan, Instant::now()));
+                self.plans.insert(org_id.to_owned(), (plan, Instant::now()));
                 plan
             }
             Ok(None) => Plan::Starter,

@@ -194,3 +194,16 @@ async fn redis_script_decides_exactly_as_governor() {
     }
     assert!(admitted_count > 20 && refused_count > 20, "{admitted_count} admitted, {refused_count} refused");
 }
+
+#[tokio::test]
+async fn the_client_ip_is_the_peer_unless_forwarded_for_is_trusted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = crate::db::Db::connect(None, dir.path(), 1).await.expect("db");
+    let request = || {
+        poem::Request::builder().header("x-forwarded-for", "203.0.113.9, 198.51.100.7").finish()
+    };
+    let peer_only = Limits::new(&LimitsConfig::default(), db.clone()).expect("limits");
+    assert_eq!(peer_only.client_ip(&request()), None, "no peer address in a built request, and XFF ignored");
+    let trusting = Limits::new(&LimitsConfig { trust_forwarded_for: true, ..LimitsConfig::default() }, db).expect("limits");
+    assert_eq!(trusting.client_ip(&request()), Some("198.51.100.7".parse().unwrap()), "the entry the proxy appended");
+}
