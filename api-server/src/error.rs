@@ -241,14 +241,15 @@ impl Rejected {
 }
 
 /// poem-openapi's parse failures: malformed JSON is `invalid_json`; JSON of the wrong
-/// shape is a 422 naming the field; a bad parameter is `bad_request`.
+/// shape (unknown field, wrong type) is a 422 naming the field where poem-openapi says
+/// which; a bad parameter is `bad_request`.
 /// Returns `None` for errors that are not about parsing the request.
 pub fn from_parse_error(err: &poem::Error) -> Option<ApiError> {
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
-        return Some(if e.reason.starts_with("failed to parse") {
-            ApiError::field(&field_of(&e.reason), e.reason.clone())
-        } else {
+        return Some(if is_json_syntax_error(&e.reason) {
             ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {}", e.reason))
+        } else {
+            ApiError::field(&field_of(&e.reason), e.reason.clone())
         });
     }
     if err.is::<poem_openapi::error::ContentTypeError>() {
@@ -269,11 +270,35 @@ pub fn from_parse_error(err: &poem::Error) -> Option<ApiError> {
     None
 }
 
-/// The field named in a poem-openapi parse message (`… (field `name`) …`), if any.
+/// Whether a body parse failure comes from serde_json reading the text (its messages
+/// end with `at line L column C`) rather than from poem-openapi checking the schema.
+fn is_json_syntax_error(reason: &str) -> bool {
+    let words: Vec<&str> = reason.rsplitn(5, ' ').collect();
+    matches!(words.as_slice(), [column, "column", line, "line", ..]
+        if column.parse::<u64>().is_ok() && line.parse::<u64>().is_ok())
+}
+
+/// The field named in a poem-openapi parse message (`failed to parse "T": unknown field
+/// `name`.`), or `body` when it names none (type errors do not).
 fn field_of(reason: &str) -> String {
     reason
-        .split('`')
-        .nth(1)
+        .strip_prefix("failed to parse")
+        .and_then(|rest| rest.split('`').nth(1))
         .map(str::to_owned)
         .unwrap_or_else(|| "body".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_are_told_from_schema_errors() {
+        let syntax = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err().to_string();
+        assert!(is_json_syntax_error(&syntax), "{syntax}");
+        assert!(!is_json_syntax_error(r#"Expected input type "integer_int64", found "lots"."#));
+        assert!(!is_json_syntax_error("failed to parse \"X\": unknown field `colour`."));
+        assert_eq!(field_of("failed to parse \"X\": unknown field `colour`."), "colour");
+        assert_eq!(field_of(r#"Expected input type "string", found "`x`"."#), "body");
+    }
 }
