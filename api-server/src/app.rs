@@ -13,12 +13,14 @@ use breadbox_auth::AuthService;
 
 use crate::api::{openapi_service, SPEC_PATH};
 use crate::config::ServeArgs;
+use crate::domain::Crm;
 use crate::middleware::{panic_response, Observe};
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     service: Arc<AuthService>,
+    crm: Arc<Crm>,
     acceptor: BoxAcceptor,
 }
 
@@ -33,8 +35,9 @@ impl Application {
             .unwrap_or(config.listen.port());
         let default_issuer = format!("http://{}:{port}", config.listen.ip());
         let service = AuthService::start(config.common.auth.clone(), default_issuer).await?;
+        let crm = Arc::new(Crm::load(service.db().clone()).await?);
         crate::ops::metrics_handle();
-        Ok(Application { port, service, acceptor: acceptor.boxed() })
+        Ok(Application { port, service, crm, acceptor: acceptor.boxed() })
     }
 
     pub fn port(&self) -> u16 {
@@ -52,7 +55,7 @@ impl Application {
     {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.service.spawn_background(stop_rx);
-        let endpoint = routes(self.service.clone());
+        let endpoint = routes(self.service.clone(), self.crm.clone());
         tracing::info!(port = self.port, issuer = self.service.issuer(), "breadbox listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, stop, Some(Duration::from_secs(10)))
@@ -71,7 +74,7 @@ impl Application {
 }
 
 /// Every route of the all-in-one server.
-pub fn routes(service: Arc<AuthService>) -> impl poem::Endpoint<Output = Response> {
+pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
     let docs = api.swagger_ui();
@@ -80,6 +83,7 @@ pub fn routes(service: Arc<AuthService>) -> impl poem::Endpoint<Output = Respons
     let observe = Observe::new(service.clone());
     route
         .data(service)
+        .data(crm)
         .with(CatchPanic::new().with_handler(panic_response))
         .with(observe)
 }

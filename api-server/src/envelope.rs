@@ -59,4 +59,10 @@ impl<T: ParseFromJSON + ToJSON> List<T> {
         let limit = data.len() as u32;
         List { data, pagination: Pagination { limit, has_more: false, next_cursor: None }, meta: Meta::now() }
     }
+
+    /// One page of a paginated list; another follows when there is a `next_cursor`.
+    pub fn page(data: Vec<T>, limit: u32, next_cursor: Option<String>) -> Self {
+        let has_more = next_cursor.is_some();
+        List { data, pagination: Pagination { limit, has_more, next_cursor }, meta: Meta::now() }
+    }
 }

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// Not in the product's table, which has no row for 412: see README "Decisions".
+    PreconditionFailed,
     ValidationError,
     RateLimited,
     InternalError,
@@ -32,6 +34,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -46,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::ValidationError => "validation_error",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::InternalError => "internal_error",
@@ -59,6 +63,7 @@ impl ErrorCode {
             403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
             405 => ErrorCode::MethodNotAllowed,
+            412 => ErrorCode::PreconditionFailed,
             422 => ErrorCode::ValidationError,
             429 => ErrorCode::RateLimited,
             400..=499 => ErrorCode::BadRequest,
@@ -116,6 +121,9 @@ pub enum ApiError {
     /// No such record in the caller's organization and environment.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// `If-Match` named a version of the record that is no longer current (updates only).
+    #[oai(status = 412)]
+    PreconditionFailed(Json<ErrorBody>),
     /// The body failed validation; `details` lists each failing field.
     #[oai(status = 422)]
     Validation(Json<ErrorBody>),
@@ -141,6 +149,7 @@ impl ApiError {
             ErrorCode::Unauthorized => ApiError::Unauthorized(body),
             ErrorCode::Forbidden => ApiError::Forbidden(body),
             ErrorCode::NotFound => ApiError::NotFound(body),
+            ErrorCode::PreconditionFailed => ApiError::PreconditionFailed(body),
             ErrorCode::ValidationError => ApiError::Validation(body),
             ErrorCode::RateLimited => ApiError::RateLimited(body),
             ErrorCode::InternalError => ApiError::Internal(body),
@@ -186,6 +195,7 @@ impl ApiError {
             | ApiError::Unauthorized(b)
             | ApiError::Forbidden(b)
             | ApiError::NotFound(b)
+            | ApiError::PreconditionFailed(b)
             | ApiError::Validation(b)
             | ApiError::RateLimited(b)
             | ApiError::Internal(b) => &b.0,
@@ -216,6 +226,21 @@ impl From<breadbox_auth::admin::AdminError> for ApiError {
             AdminError::NotFound(what) => ApiError::not_found(what),
             AdminError::Invalid(message) => ApiError::new(ErrorCode::ValidationError, message),
             AdminError::Db(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+impl From<crate::domain::DomainError> for ApiError {
+    fn from(err: crate::domain::DomainError) -> Self {
+        use crate::domain::DomainError;
+        match err {
+            DomainError::NotFound(what) => ApiError::not_found(what),
+            DomainError::Invalid(violations) => ApiError::validation(
+                violations.into_vec().into_iter().map(|v| FieldError { field: v.field, issue: v.issue }).collect(),
+            ),
+            DomainError::Stale(_) => ApiError::new(ErrorCode::PreconditionFailed, err.to_string()),
+            DomainError::BadCursor => ApiError::bad_request(err.to_string()),
+            DomainError::Db(err) => ApiError::internal(&err),
         }
     }
 }

@@ -5,10 +5,12 @@ pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod middleware;
 pub mod ops;
+pub mod repo;
 pub mod request_id;
 pub mod time;
 

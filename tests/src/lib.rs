@@ -295,3 +295,42 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// A response as tests inspect it: status, JSON body (Null when not JSON), headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+impl TestApp {
+    /// Any request with `X-API-Key`, an optional JSON body and extra headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.http.request(method, self.url(path)).header("X-API-Key", key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request");
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        Answer { status, body, headers }
+    }
+}

@@ -1,8 +1,13 @@
 //! The resource API: one module per resource, composed here.
 
+pub mod accounts;
 pub mod admin;
+pub mod contacts;
+pub mod deals;
 pub mod me;
+pub mod paging;
 pub mod security;
+pub mod wire;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -13,13 +18,19 @@ pub enum ApiTags {
     Identity,
     /// Your organization's API keys and OAuth clients.
     Admin,
+    /// The MSP's clients: sites, seats, lifecycle.
+    Accounts,
+    /// People at the clients and their roles at accounts.
+    Contacts,
+    /// The sales pipeline: stages, history, won/lost outcomes.
+    Deals,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi);
+pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi)
+    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";

@@ -1,0 +1,338 @@
+//! `/api/v1/accounts`: the MSP's clients.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::{Example, MaybeUndefined};
+use poem_openapi::{Enum, Object, OpenApi};
+
+use super::paging::Listing;
+use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
+use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::ApiTags;
+use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
+use crate::domain::{Crm, Tenant, Versioned};
+use crate::envelope::List;
+use crate::error::ApiError;
+use crate::time::rfc3339;
+
+/// Where an account stands with the MSP. Deleting an account makes it `CHURNED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    Lead,
+    Onboarding,
+    Active,
+    AtRisk,
+    Churned,
+}
+
+impl From<domain::Lifecycle> for Lifecycle {
+    fn from(l: domain::Lifecycle) -> Self {
+        match l {
+            domain::Lifecycle::Lead => Lifecycle::Lead,
+            domain::Lifecycle::Onboarding => Lifecycle::Onboarding,
+            domain::Lifecycle::Active => Lifecycle::Active,
+            domain::Lifecycle::AtRisk => Lifecycle::AtRisk,
+            domain::Lifecycle::Churned => Lifecycle::Churned,
+        }
+    }
+}
+
+impl From<Lifecycle> for domain::Lifecycle {
+    fn from(l: Lifecycle) -> Self {
+        match l {
+            Lifecycle::Lead => domain::Lifecycle::Lead,
+            Lifecycle::Onboarding => domain::Lifecycle::Onboarding,
+            Lifecycle::Active => domain::Lifecycle::Active,
+            Lifecycle::AtRisk => domain::Lifecycle::AtRisk,
+            Lifecycle::Churned => domain::Lifecycle::Churned,
+        }
+    }
+}
+
+/// A location of the client that the MSP serves.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Site {
+    /// What the client calls it, e.g. "Head office".
+    pub name: String,
+    /// Postal address, free text.
+    #[oai(nullable)]
+    pub address: Option<String>,
+}
+
+/// A client of the MSP.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct Account {
+    /// `acc_…`
+    pub id: String,
+    pub name: String,
+    /// The client's DNS domain, lower case; unique among your accounts.
+    #[oai(nullable)]
+    pub domain: Option<String>,
+    #[oai(nullable)]
+    pub industry: Option<String>,
+    pub lifecycle: Lifecycle,
+    pub sites: Vec<Site>,
+    /// A contact (`con_…`) of the same organization and environment.
+    #[oai(nullable)]
+    pub primary_contact_id: Option<String>,
+    /// Seats (users) under management.
+    #[oai(nullable)]
+    pub seats: Option<i64>,
+    #[oai(nullable)]
+    pub notes: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Example for Account {
+    fn example() -> Self {
+        Account {
+            id: "acc_5Hq2vWZk3nR8yT1bC".into(),
+            name: "Contoso Dental".into(),
+            domain: Some("contosodental.com".into()),
+            industry: Some("Healthcare".into()),
+            lifecycle: Lifecycle::Active,
+            sites: vec![Site { name: "Head office".into(), address: Some("12 Harbour St, Portland, ME 04101".into()) }],
+            primary_contact_id: Some("con_8Jd3kQm1xZp4rW7aL".into()),
+            seats: Some(42),
+            notes: Some("Quarterly QBR with the practice manager.".into()),
+            created_at: "2024-05-01T09:30:00Z".into(),
+            updated_at: "2024-06-12T14:05:11.204Z".into(),
+        }
+    }
+}
+
+impl From<domain::Account> for Account {
+    fn from(a: domain::Account) -> Self {
+        Account {
+            id: a.id,
+            name: a.name,
+            domain: a.domain,
+            industry: a.industry,
+            lifecycle: a.lifecycle.into(),
+            sites: a.sites.into_iter().map(|s| Site { name: s.name, address: s.address }).collect(),
+            primary_contact_id: a.primary_contact_id,
+            seats: a.seats,
+            notes: a.notes,
+            created_at: rfc3339(a.created_at),
+            updated_at: rfc3339(a.updated_at),
+        }
+    }
+}
+
+fn site_inputs(sites: Vec<Site>) -> Vec<SiteInput> {
+    sites.into_iter().map(|s| SiteInput { name: s.name, address: s.address }).collect()
+}
+
+/// A new account. Only `name` is required; `lifecycle` defaults to `LEAD`.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
+pub struct CreateAccount {
+    /// 1–200 characters.
+    pub name: Required<String>,
+    /// A DNS name such as `contoso.com`, unique among your accounts.
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub lifecycle: Option<EnumText<Lifecycle>>,
+    /// At most 100.
+    pub sites: Option<Vec<Site>>,
+    pub primary_contact_id: Option<String>,
+    /// 0 or more.
+    pub seats: Option<i64>,
+    pub notes: Option<String>,
+}
+
+impl Example for CreateAccount {
+    fn example() -> Self {
+        CreateAccount {
+            name: Required(Some("Contoso Dental".into())),
+            domain: Some("contosodental.com".into()),
+            industry: Some("Healthcare".into()),
+            lifecycle: None,
+            sites: Some(vec![Site { name: "Head office".into(), address: Some("12 Harbour St, Portland, ME 04101".into()) }]),
+            primary_contact_id: None,
+            seats: Some(42),
+            notes: None,
+        }
+    }
+}
+
+impl From<CreateAccount> for AccountChanges {
+    fn from(b: CreateAccount) -> Self {
+        AccountChanges {
+            name: given(b.name.0, |v| v),
+            domain: given(b.domain, |v| v),
+            industry: given(b.industry, |v| v),
+            lifecycle: given(b.lifecycle, EnumText::into_string),
+            sites: given(b.sites, site_inputs),
+            primary_contact_id: given(b.primary_contact_id, |v| v),
+            seats: given(b.seats, |v| v),
+            notes: given(b.notes, |v| v),
+        }
+    }
+}
+
+/// Changes to an account: absent fields stay as they are, `null` clears an optional
+/// field, `sites` replaces the whole list.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields, example)]
+pub struct UpdateAccount {
+    pub name: MaybeUndefined<String>,
+    #[oai(nullable)]
+    pub domain: MaybeUndefined<String>,
+    #[oai(nullable)]
+    pub industry: MaybeUndefined<String>,
+    pub lifecycle: MaybeUndefined<EnumText<Lifecycle>>,
+    /// Replaces every site; `null` or `[]` removes them all.
+    #[oai(nullable)]
+    pub sites: MaybeUndefined<Vec<Site>>,
+    #[oai(nullable)]
+    pub primary_contact_id: MaybeUndefined<String>,
+    #[oai(nullable)]
+    pub seats: MaybeUndefined<i64>,
+    #[oai(nullable)]
+    pub notes: MaybeUndefined<String>,
+}
+
+impl Example for UpdateAccount {
+    fn example() -> Self {
+        UpdateAccount {
+            name: MaybeUndefined::Undefined,
+            domain: MaybeUndefined::Undefined,
+            industry: MaybeUndefined::Undefined,
+            lifecycle: MaybeUndefined::Value(EnumText::from("AT_RISK")),
+            sites: MaybeUndefined::Undefined,
+            primary_contact_id: MaybeUndefined::Undefined,
+            seats: MaybeUndefined::Value(45),
+            notes: MaybeUndefined::Null,
+        }
+    }
+}
+
+impl From<UpdateAccount> for AccountChanges {
+    fn from(b: UpdateAccount) -> Self {
+        AccountChanges {
+            name: patch(b.name, |v| v),
+            domain: patch(b.domain, |v| v),
+            industry: patch(b.industry, |v| v),
+            lifecycle: patch(b.lifecycle, EnumText::into_string),
+            sites: patch(b.sites, site_inputs),
+            primary_contact_id: patch(b.primary_contact_id, |v| v),
+            seats: patch(b.seats, |v| v),
+            notes: patch(b.notes, |v| v),
+        }
+    }
+}
+
+fn tagged(account: domain::Account) -> Tagged<Account> {
+    let tag = account.etag();
+    Tagged::new(account.into(), &tag)
+}
+
+pub struct AccountsApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Accounts")]
+impl AccountsApi {
+    /// List accounts
+    ///
+    /// Oldest first, a page at a time; filter by `lifecycle` and `industry`, and by
+    /// `updatedSince` for incremental sync. Churned (deleted) accounts are included.
+    #[oai(path = "/accounts", method = "get", operation_id = "list_accounts")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_accounts(
+        &self,
+        #[oai(scope = "Scopes::AccountsRead")] auth: Auth<AccountsRead>,
+        Data(crm): Data<&Arc<Crm>>,
+        /// Only accounts in this lifecycle stage.
+        lifecycle: Query<Option<Lifecycle>>,
+        /// Only accounts of this industry (exact match).
+        industry: Query<Option<String>>,
+        /// Page size, 1 to 100 (default 50).
+        limit: Query<Option<i64>>,
+        /// `pagination.nextCursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Only accounts changed at or after this RFC 3339 time.
+        #[oai(name = "updatedSince")]
+        updated_since: Query<Option<String>>,
+    ) -> Result<Json<List<Account>>, ApiError> {
+        let tenant = Tenant::from(&auth.principal);
+        let listing = Listing::new(crm, "accounts", &tenant);
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let filter = AccountFilter { lifecycle: lifecycle.0.map(Into::into), industry: industry.0 };
+        let accounts = domain::list(crm, &tenant, &filter, &page).await?;
+        Ok(Json(listing.respond(accounts, Account::from)))
+    }
+
+    /// Create an account
+    #[oai(path = "/accounts", method = "post", operation_id = "create_account")]
+    async fn create_account(
+        &self,
+        #[oai(scope = "Scopes::AccountsWrite")] auth: Auth<AccountsWrite>,
+        Data(crm): Data<&Arc<Crm>>,
+        body: Json<CreateAccount>,
+    ) -> Result<Created<Account>, ApiError> {
+        let account = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
+        let (location, tag) = (format!("/api/v1/accounts/{}", account.id), account.etag());
+        Ok(Created::new(account.into(), location, &tag))
+    }
+
+    /// Get an account
+    ///
+    /// Churned (deleted) accounts stay readable.
+    #[oai(path = "/accounts/:id", method = "get", operation_id = "get_account")]
+    async fn get_account(
+        &self,
+        #[oai(scope = "Scopes::AccountsRead")] auth: Auth<AccountsRead>,
+        Data(crm): Data<&Arc<Crm>>,
+        /// The account id, `acc_…`.
+        id: Path<String>,
+    ) -> Result<Tagged<Account>, ApiError> {
+        Ok(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?))
+    }
+
+    /// Update an account
+    ///
+    /// A partial update: only the fields sent change. With `If-Match`, only if the
+    /// account is still at that version (412 otherwise).
+    #[oai(path = "/accounts/:id", method = "patch", operation_id = "update_account")]
+    async fn update_account(
+        &self,
+        #[oai(scope = "Scopes::AccountsWrite")] auth: Auth<AccountsWrite>,
+        Data(crm): Data<&Arc<Crm>>,
+        /// The account id, `acc_…`.
+        id: Path<String>,
+        /// An `ETag` of the account: update only that version.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: Json<UpdateAccount>,
+    ) -> Result<Tagged<Account>, ApiError> {
+        let precondition = precondition(if_match.0.as_deref())?;
+        let tenant = Tenant::from(&auth.principal);
+        Ok(tagged(domain::update(crm, &tenant, &id, body.0.into(), &precondition).await?))
+    }
+
+    /// Delete an account
+    ///
+    /// A soft delete: the account's lifecycle becomes `CHURNED` and it stays readable.
+    /// Deleting it again changes nothing.
+    #[oai(path = "/accounts/:id", method = "delete", operation_id = "delete_account")]
+    async fn delete_account(
+        &self,
+        #[oai(scope = "Scopes::AccountsWrite")] auth: Auth<AccountsWrite>,
+        Data(crm): Data<&Arc<Crm>>,
+        /// The account id, `acc_…`.
+        id: Path<String>,
+        /// An `ETag` of the account: delete only that version.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<Tagged<Account>, ApiError> {
+        let precondition = precondition(if_match.0.as_deref())?;
+        Ok(tagged(domain::delete(crm, &Tenant::from(&auth.principal), &id, &precondition).await?))
+    }
+}

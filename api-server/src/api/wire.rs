@@ -1,0 +1,226 @@
+//! Wire pieces every resource shares: enumerations parsed by the domain (so a wrong value
+//! is reported with every other failing field), PATCH fields, `ETag`/`If-Match`, and the
+//! responses that carry them.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::ApiResponse;
+use serde_json::Value;
+
+use crate::domain::{Patch, Precondition};
+use crate::envelope::Single;
+use crate::error::ApiError;
+
+/// A string documented as the enumeration `E`. Any string parses; the domain checks
+/// the value along with the rest of the body.
+pub struct EnumText<E> {
+    pub text: String,
+    _schema: PhantomData<fn() -> E>,
+}
+
+impl<E> EnumText<E> {
+    pub fn into_string(self) -> String {
+        self.text
+    }
+}
+
+impl<E> std::fmt::Debug for EnumText<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text.fmt(f)
+    }
+}
+
+impl<E> From<&str> for EnumText<E> {
+    fn from(text: &str) -> Self {
+        EnumText { text: text.to_owned(), _schema: PhantomData }
+    }
+}
+
+impl<E: Type> Type for EnumText<E> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        E::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        E::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        E::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl<E: Type> ParseFromJSON for EnumText<E> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Ok(EnumText { text, _schema: PhantomData }),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl<E: Type> ToJSON for EnumText<E> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.text.clone()))
+    }
+}
+
+/// A field the schema marks required whose absence (or `null`) the domain reports,
+/// along with every other failing field, instead of the parser stopping at it.
+#[derive(Debug)]
+pub struct Required<T>(pub Option<T>);
+
+impl<T: Type> Type for Required<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(value) => value.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Required<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Required(None)),
+            Some(value) => T::parse_from_json(Some(value)).map(|v| Required(Some(v))).map_err(ParseError::propagate),
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for Required<T> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.as_ref().and_then(ToJSON::to_json)
+    }
+}
+
+/// A PATCH field: absent keeps, `null` clears, a value sets.
+pub fn patch<T, U>(field: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Patch<U> {
+    match field {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(value) => Patch::Set(f(value)),
+    }
+}
+
+/// A field of a create body: given or not.
+pub fn given<T, U>(field: Option<T>, f: impl FnOnce(T) -> U) -> Patch<U> {
+    Patch::from_option(field.map(f))
+}
+
+/// The `ETag` header value of a version tag.
+pub fn etag_header(tag: &str) -> String {
+    format!("\"{tag}\"")
+}
+
+/// Parses `If-Match` (RFC 9110 §13.1.1): `*` or a list of entity tags. Comparison is
+/// strong, so weak tags (`W/"…"`) never match.
+pub fn precondition(if_match: Option<&str>) -> Result<Precondition, ApiError> {
+    let Some(value) = if_match else {
+        return Ok(Precondition::None);
+    };
+    let value = value.trim();
+    if value == "*" {
+        return Ok(Precondition::Exists);
+    }
+    let malformed = || ApiError::bad_request("If-Match must be * or a list of quoted entity tags such as \"3f2a…\"");
+    let mut strong = Vec::new();
+    for tag in value.split(',').map(str::trim) {
+        let (weak, quoted) = match tag.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, tag),
+        };
+        let inner = quoted
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|t| !t.contains('"'))
+            .ok_or_else(malformed)?;
+        if !weak {
+            strong.push(inner.to_owned());
+        }
+    }
+    Ok(Precondition::OneOf(strong))
+}
+
+/// A resource with the `ETag` of its current version.
+#[derive(ApiResponse)]
+pub enum Tagged<T: ParseFromJSON + ToJSON> {
+    /// The resource. `ETag` names this version; send it in `If-Match` to update only
+    /// this version.
+    #[oai(status = 200)]
+    Ok(Json<Single<T>>, #[oai(header = "ETag")] String),
+}
+
+impl<T: ParseFromJSON + ToJSON> Tagged<T> {
+    pub fn new(data: T, tag: &str) -> Self {
+        Tagged::Ok(Json(Single::new(data)), etag_header(tag))
+    }
+}
+
+/// A resource just created.
+#[derive(ApiResponse)]
+pub enum Created<T: ParseFromJSON + ToJSON> {
+    /// Created. `Location` is its URL; `ETag` names this version.
+    #[oai(status = 201)]
+    Created(Json<Single<T>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
+}
+
+impl<T: ParseFromJSON + ToJSON> Created<T> {
+    pub fn new(data: T, location: String, tag: &str) -> Self {
+        Created::Created(Json(Single::new(data)), location, etag_header(tag))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_is_parsed_strictly() {
+        assert_eq!(precondition(None).ok(), Some(Precondition::None));
+        assert_eq!(precondition(Some("*")).ok(), Some(Precondition::Exists));
+        assert_eq!(
+            precondition(Some("\"a\", W/\"b\", \"c\"")).ok(),
+            Some(Precondition::OneOf(vec!["a".into(), "c".into()]))
+        );
+        assert!(precondition(Some("abc")).is_err());
+        assert!(precondition(Some("")).is_err());
+        assert!(precondition(Some("\"a\"\"")).is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! The CRM's rules: what a valid account, contact or deal is, how changes apply, who
+//! may see what. No SQL here (queries live in `crate::repo`) and no wire types (those
+//! live in `crate::api`). One error type serves every resource: their failures are the
+//! same few kinds, and `crate::error` maps it to the API error once.
+
+pub mod accounts;
+pub mod contacts;
+pub mod deals;
+pub mod paging;
+pub mod validate;
+
+use sqlx::AnyPool;
+
+use breadbox_auth::db::{is_unique_violation, Db};
+use breadbox_auth::{Environment, Principal};
+
+use paging::CursorKey;
+use validate::Violations;
+
+/// The CRM's shared state: the database and the key that signs list cursors.
+pub struct Crm {
+    db: Db,
+    cursors: CursorKey,
+}
+
+impl Crm {
+    /// Loads (creating on first start) the cursor key every instance shares.
+    pub async fn load(db: Db) -> Result<Crm, sqlx::Error> {
+        let cursors = CursorKey::load(db.pool()).await?;
+        Ok(Crm { db, cursors })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        self.db.pool()
+    }
+
+    pub fn cursors(&self) -> &CursorKey {
+        &self.cursors
+    }
+}
+
+/// The partition every record lives in: the caller's organization and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub org_id: String,
+    pub env: Environment,
+}
+
+impl Tenant {
+    pub fn env_str(&self) -> &'static str {
+        self.env.as_str()
+    }
+}
+
+impl From<&Principal> for Tenant {
+    fn from(p: &Principal) -> Self {
+        Tenant { org_id: p.org_id.clone(), env: p.env }
+    }
+}
+
+/// Why a CRM operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// No such record in the caller's organization and environment.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// One entry per failing field.
+    #[error("validation failed")]
+    Invalid(Violations),
+    /// `If-Match` named a version that is no longer current.
+    #[error("the {0} has changed since the version in If-Match; get it again")]
+    Stale(&'static str),
+    /// The cursor was not issued by us for this list.
+    #[error("the cursor is malformed, altered, or belongs to another list")]
+    BadCursor,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A change to one field: leave it, clear it, or set it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// `Set` for `Some`, `Keep` for `None`: the fields of a create body.
+    pub fn from_option(value: Option<T>) -> Patch<T> {
+        value.map_or(Patch::Keep, Patch::Set)
+    }
+}
+
+/// What `If-Match` asks of the current version of a record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`: any version.
+    #[default]
+    None,
+    /// `If-Match: *`: the record must exist.
+    Exists,
+    /// One of these entity tags (without quotes).
+    OneOf(Vec<String>),
+}
+
+/// The entity tag of a record's version: opaque, changes with every update.
+pub fn etag(id: &str, version: i64) -> String {
+    let digest = breadbox_auth::secret::sha256_hex(format!("{id}:{version}").as_bytes());
+    digest[..20].to_owned()
+}
+
+/// What every stored record carries for optimistic concurrency.
+pub trait Versioned: Clone + PartialEq {
+    fn id(&self) -> &str;
+    fn version(&self) -> i64;
+    fn updated_at(&self) -> i64;
+    fn stamp(&mut self, version: i64, updated_at: i64);
+
+    fn etag(&self) -> String {
+        etag(self.id(), self.version())
+    }
+}
+
+/// Concurrent writers of one record retried before giving up.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// One read-modify-write with optimistic concurrency: the caller loads the record,
+/// `admit`s it against `If-Match`, computes the next state, `stamp`s it and saves it
+/// only if the version is unchanged; on a lost race `retry` says whether to go again
+/// (a caller who pinned a version gets 412 instead: the version they saw is gone).
+pub(crate) struct Update<'a> {
+    what: &'static str,
+    precondition: &'a Precondition,
+    attempt: usize,
+}
+
+impl<'a> Update<'a> {
+    pub fn new(what: &'static str, precondition: &'a Precondition) -> Self {
+        Update { what, precondition, attempt: 0 }
+    }
+
+    pub fn admit<T: Versioned>(&mut self, current: &T) -> Result<(), DomainError> {
+        self.attempt += 1;
+        match self.precondition {
+            Precondition::OneOf(tags) if !tags.iter().any(|t| *t == current.etag()) => Err(self.stale()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives `next` the version after `current` and a fresh `updated_at`.
+    pub fn stamp<T: Versioned>(current: &T, next: &mut T) {
+        next.stamp(current.version() + 1, breadbox_auth::db::now_ms().max(current.updated_at()));
+    }
+
+    pub fn retry(&self) -> Result<(), DomainError> {
+        if matches!(self.precondition, Precondition::OneOf(_)) {
+            Err(self.stale())
+        } else if self.attempt >= UPDATE_ATTEMPTS {
+            Err(DomainError::Db(sqlx::Error::Protocol(format!("{} updated concurrently too often", self.what))))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn stale(&self) -> DomainError {
+        DomainError::Stale(self.what)
+    }
+}
+
+/// A unique-constraint violation as a 422 on `field`, the same on both backends.
+fn unique_to_invalid(err: sqlx::Error, field: &str, issue: impl Into<String>) -> DomainError {
+    if is_unique_violation(&err) {
+        let mut v = Violations::default();
+        v.add(field, issue);
+        DomainError::Invalid(v)
+    } else {
+        DomainError::Db(err)
+    }
+}
