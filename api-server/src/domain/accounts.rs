@@ -6,7 +6,7 @@ use breadbox_auth::secret::new_id;
 
 use super::paging::{Page, PageRequest, Position};
 use super::validate::{self, Violations};
-use super::{Crm, DomainError, Patch, Precondition, Tenant, Update, Versioned};
+use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
 const NAME_MAX: usize = 200;
@@ -17,29 +17,16 @@ const SITE_NAME_MAX: usize = 200;
 const ADDRESS_MAX: usize = 1_000;
 const SEATS_MAX: i64 = 10_000_000;
 
-/// Where an account stands with the MSP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
-    Lead,
-    Onboarding,
-    Active,
-    AtRisk,
-    Churned,
-}
-
-impl Lifecycle {
-    pub const NAMES: [&'static str; 5] = ["LEAD", "ONBOARDING", "ACTIVE", "AT_RISK", "CHURNED"];
-    const ALL: [Lifecycle; 5] =
-        [Lifecycle::Lead, Lifecycle::Onboarding, Lifecycle::Active, Lifecycle::AtRisk, Lifecycle::Churned];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+named_enum!(
+    /// Where an account stands with the MSP.
+    Lifecycle {
+        Lead => "LEAD",
+        Onboarding => "ONBOARDING",
+        Active => "ACTIVE",
+        AtRisk => "AT_RISK",
+        Churned => "CHURNED",
     }
-
-    pub fn parse(text: &str) -> Option<Lifecycle> {
-        Self::ALL.into_iter().find(|l| l.as_str() == text)
-    }
-}
+);
 
 /// A location of the client the MSP serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,21 +53,7 @@ pub struct Account {
     pub updated_at: i64,
 }
 
-impl Versioned for Account {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn updated_at(&self) -> i64 {
-        self.updated_at
-    }
-    fn stamp(&mut self, version: i64, updated_at: i64) {
-        self.version = version;
-        self.updated_at = updated_at;
-    }
-}
+versioned!(Account);
 
 /// A site as sent.
 #[derive(Debug, Clone)]
@@ -141,7 +114,7 @@ fn apply(account: &mut Account, changes: AccountChanges, v: &mut Violations) {
         }
     }
     validate::optional_text(v, "industry", changes.industry, INDUSTRY_MAX, &mut account.industry);
-    validate::required_enum(v, "lifecycle", changes.lifecycle, Lifecycle::parse, &Lifecycle::NAMES, &mut account.lifecycle);
+    validate::required_enum(v, "lifecycle", changes.lifecycle, Lifecycle::parse, Lifecycle::NAMES, &mut account.lifecycle);
     match changes.sites {
         Patch::Keep => {}
         Patch::Clear => account.sites.clear(),

@@ -8,7 +8,7 @@ use breadbox_auth::secret::new_id;
 
 use super::paging::{Page, PageRequest, Position};
 use super::validate::{self, Violations};
-use super::{Crm, DomainError, Patch, Precondition, Tenant, Update, Versioned};
+use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
 const NAME_MAX: usize = 100;
@@ -17,29 +17,17 @@ const TITLE_MAX: usize = 200;
 const NOTES_MAX: usize = 10_000;
 const LINKS_MAX: usize = 50;
 
-/// What a contact is to an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    DecisionMaker,
-    Billing,
-    Technical,
-    EndUser,
-    Other,
-}
-
-impl Role {
-    pub const NAMES: [&'static str; 6] = ["OWNER", "DECISION_MAKER", "BILLING", "TECHNICAL", "END_USER", "OTHER"];
-    const ALL: [Role; 6] = [Role::Owner, Role::DecisionMaker, Role::Billing, Role::Technical, Role::EndUser, Role::Other];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+named_enum!(
+    /// What a contact is to an account.
+    Role {
+        Owner => "OWNER",
+        DecisionMaker => "DECISION_MAKER",
+        Billing => "BILLING",
+        Technical => "TECHNICAL",
+        EndUser => "END_USER",
+        Other => "OTHER",
     }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        Self::ALL.into_iter().find(|r| r.as_str() == text)
-    }
-}
+);
 
 /// A contact's relationship with one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,21 +54,7 @@ pub struct Contact {
     pub updated_at: i64,
 }
 
-impl Versioned for Contact {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn updated_at(&self) -> i64 {
-        self.updated_at
-    }
-    fn stamp(&mut self, version: i64, updated_at: i64) {
-        self.version = version;
-        self.updated_at = updated_at;
-    }
-}
+versioned!(Contact);
 
 /// A link as sent.
 #[derive(Debug, Clone)]

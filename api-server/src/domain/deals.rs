@@ -7,7 +7,7 @@ use breadbox_auth::secret::new_id;
 
 use super::paging::{Page, PageRequest, Position};
 use super::validate::{self, Violations};
-use super::{Crm, DomainError, Patch, Precondition, Tenant, Update, Versioned};
+use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
 const NAME_MAX: usize = 200;
@@ -16,29 +16,19 @@ const NOTES_MAX: usize = 10_000;
 /// A trillion in major units, in minor units: far above any real deal.
 const AMOUNT_MAX: i64 = 100_000_000_000_000;
 
-/// A pipeline stage; `WON` and `LOST` close the deal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Discovery,
-    Assessment,
-    Proposal,
-    Negotiation,
-    Won,
-    Lost,
-}
+named_enum!(
+    /// A pipeline stage; `WON` and `LOST` close the deal.
+    Stage {
+        Discovery => "DISCOVERY",
+        Assessment => "ASSESSMENT",
+        Proposal => "PROPOSAL",
+        Negotiation => "NEGOTIATION",
+        Won => "WON",
+        Lost => "LOST",
+    }
+);
 
 impl Stage {
-    pub const NAMES: [&'static str; 6] = ["DISCOVERY", "ASSESSMENT", "PROPOSAL", "NEGOTIATION", "WON", "LOST"];
-    const ALL: [Stage; 6] = [Stage::Discovery, Stage::Assessment, Stage::Proposal, Stage::Negotiation, Stage::Won, Stage::Lost];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    pub fn parse(text: &str) -> Option<Stage> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     pub fn is_closed(self) -> bool {
         matches!(self, Stage::Won | Stage::Lost)
     }
@@ -67,21 +57,7 @@ pub struct Deal {
     pub updated_at: i64,
 }
 
-impl Versioned for Deal {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
-    fn updated_at(&self) -> i64 {
-        self.updated_at
-    }
-    fn stamp(&mut self, version: i64, updated_at: i64) {
-        self.version = version;
-        self.updated_at = updated_at;
-    }
-}
+versioned!(Deal);
 
 /// One move of a deal between stages (`from` is none for the stage it was created in).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +108,7 @@ fn apply(deal: &mut Deal, changes: DealChanges, v: &mut Violations) {
         Patch::Set(id) => deal.account_id = id.trim().to_owned(),
     }
     validate::required_text(v, "name", changes.name, NAME_MAX, &mut deal.name);
-    validate::required_enum(v, "stage", changes.stage, Stage::parse, &Stage::NAMES, &mut deal.stage);
+    validate::required_enum(v, "stage", changes.stage, Stage::parse, Stage::NAMES, &mut deal.stage);
     match changes.amount {
         Patch::Keep => {}
         Patch::Clear => v.add("amount", "is required and cannot be null"),

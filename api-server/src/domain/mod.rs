@@ -3,6 +3,56 @@
 //! live in `crate::api`). One error type serves every resource: their failures are the
 //! same few kinds, and `crate::error` maps it to the API error once.
 
+/// An enumeration of the domain whose values travel and are stored as fixed names:
+/// the enum, its `NAMES`, `as_str` and `parse`.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),*
+        }
+
+        impl $name {
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+/// `Versioned` for a record with `id`, `version` and `updated_at` fields.
+macro_rules! versioned {
+    ($name:ty) => {
+        impl $crate::domain::Versioned for $name {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn updated_at(&self) -> i64 {
+                self.updated_at
+            }
+            fn stamp(&mut self, version: i64, updated_at: i64) {
+                self.version = version;
+                self.updated_at = updated_at;
+            }
+        }
+    };
+}
+
 pub mod accounts;
 pub mod contacts;
 pub mod deals;
@@ -177,5 +227,26 @@ fn unique_to_invalid(err: sqlx::Error, field: &str, issue: impl Into<String>) ->
         DomainError::Invalid(v)
     } else {
         DomainError::Db(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accounts::Lifecycle;
+    use super::contacts::Role;
+    use super::deals::Stage;
+
+    #[test]
+    fn named_enums_round_trip_their_names() {
+        for name in Lifecycle::NAMES {
+            assert_eq!(Lifecycle::parse(name).map(Lifecycle::as_str), Some(*name));
+        }
+        for name in Role::NAMES {
+            assert_eq!(Role::parse(name).map(Role::as_str), Some(*name));
+        }
+        for name in Stage::NAMES {
+            assert_eq!(Stage::parse(name).map(Stage::as_str), Some(*name));
+        }
+        assert_eq!(Lifecycle::parse("lead"), None, "names are exact");
     }
 }
