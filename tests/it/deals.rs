@@ -55,6 +55,8 @@ async fn deal_moves_through_stages_and_keeps_its_history(app: &mut TestApp) {
     assert_eq!((&reopened.body["data"]["closedAt"], &reopened.body["data"]["outcomeReason"]), (&Value::Null, &Value::Null));
     let won = patch_deal(app, &key, &id, json!({"stage": "WON", "outcomeReason": "Best SLA"})).await;
     assert_eq!(won.status, 200, "{}", won.body);
+    let switched = patch_deal(app, &key, &id, json!({"stage": "LOST"})).await;
+    assert_eq!(failing_fields(&switched), ["outcomeReason"], "the reason for winning is no reason for losing");
 
     let (status, got) = app.get_key(&format!("/api/v1/deals/{id}"), &app.admin_key).await;
     assert_eq!(status, 200);

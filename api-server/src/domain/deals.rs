@@ -139,9 +139,9 @@ fn apply(deal: &mut Deal, changes: DealChanges, v: &mut Violations) {
 }
 
 /// The rules of stages, applied after the fields: entering `WON`/`LOST` closes the deal,
-/// leaving them reopens it (dropping the old reason unless a new one was sent, which is
-/// then refused); `LOST` needs a reason. Returns the stage change, if any, as part of
-/// the deal's next `version`.
+/// leaving them reopens it; a stage change drops the old outcome reason unless a new one
+/// is sent (refused while open); `LOST` needs a reason. Returns the stage change, if
+/// any, as part of the deal's next `version`.
 fn settle(
     before: Option<&Deal>,
     deal: &mut Deal,
@@ -153,13 +153,11 @@ fn settle(
     let from = before.map(|b| b.stage);
     let moved = from != Some(deal.stage);
     if moved {
-        if deal.stage.is_closed() {
-            deal.closed_at = Some(now_ms());
-        } else {
-            deal.closed_at = None;
-            if !reason_sent {
-                deal.outcome_reason = None;
-            }
+        deal.closed_at = deal.stage.is_closed().then(now_ms);
+        if !reason_sent {
+            // The old outcome's reason does not carry over to a reopened deal or
+            // to the other outcome.
+            deal.outcome_reason = None;
         }
     }
     if !deal.stage.is_closed() && deal.outcome_reason.is_some() {
