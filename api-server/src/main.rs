@@ -1,5 +1,9 @@
 use clap::Parser;
 
+/// mimalloc: glibc malloc was an eighth of the request path in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use breadbox_api::config::Cli;
 
 #[tokio::main]

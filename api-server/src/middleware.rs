@@ -2,6 +2,7 @@
 //! any other work), the error envelope for failures raised outside handlers (unknown
 //! route, wrong method, panics), the rate-limit headers, and metrics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -90,17 +91,48 @@ fn envelope_for(err: poem::Error, method: &str, path: &str) -> Response {
 }
 
 /// The label of a route in metrics: the operation id, or a fixed name.
-fn route_label(response: &Response, path: &str) -> String {
+fn route_label(response: &Response, path: &str) -> &'static str {
     if let Some(op) = response.data::<OperationId>() {
-        return op.0.to_owned();
+        return op.0;
     }
     match path {
-        "/healthz" | "/readyz" | "/metrics" | crate::api::SPEC_PATH => path.to_owned(),
-        p if p.starts_with("/api/v1/auth/") || p.starts_with("/.well-known/") => p.to_owned(),
-        p if p.starts_with("/docs") => "/docs".to_owned(),
-        _ => "unmatched".to_owned(),
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        crate::api::SPEC_PATH => crate::api::SPEC_PATH,
+        breadbox_auth::http::TOKEN_PATH => breadbox_auth::http::TOKEN_PATH,
+        breadbox_auth::http::INTROSPECT_PATH => breadbox_auth::http::INTROSPECT_PATH,
+        breadbox_auth::http::REVOKE_PATH => breadbox_auth::http::REVOKE_PATH,
+        breadbox_auth::http::METADATA_PATH => breadbox_auth::http::METADATA_PATH,
+        breadbox_auth::http::JWKS_PATH => breadbox_auth::http::JWKS_PATH,
+        p if p.starts_with("/docs") => "/docs",
+        _ => "unmatched",
     }
 }
+
+/// Metric handles per (route, status), registered once: looking a labelled metric up
+/// in the recorder on every request allocated and hashed its labels each time.
+#[derive(Default)]
+struct RouteMetrics {
+    handles: parking_lot::RwLock<HashMap<(&'static str, u16), (metrics::Counter, metrics::Histogram)>>,
+}
+
+impl RouteMetrics {
+    fn record(&self, route: &'static str, status: u16, seconds: f64) {
+        if let Some((counter, histogram)) = self.handles.read().get(&(route, status)) {
+            counter.increment(1);
+            histogram.record(seconds);
+            return;
+        }
+        let counter = metrics::counter!("breadbox_http_requests_total", "route" => route, "status" => status.to_string());
+        let histogram = metrics::histogram!("breadbox_http_request_duration_seconds", "route" => route);
+        counter.increment(1);
+        histogram.record(seconds);
+        self.handles.write().insert((route, status), (counter, histogram));
+    }
+}
+
+static ROUTE_METRICS: std::sync::LazyLock<RouteMetrics> = std::sync::LazyLock::new(RouteMetrics::default);
 
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     type Output = Response;
@@ -132,9 +164,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let status = response.status().as_u16();
         let route = route_label(&response, &path);
         let elapsed = started.elapsed().as_secs_f64();
-        metrics::counter!("breadbox_http_requests_total", "route" => route.clone(), "status" => status.to_string())
-            .increment(1);
-        metrics::histogram!("breadbox_http_request_duration_seconds", "route" => route).record(elapsed);
+        ROUTE_METRICS.record(route, status, elapsed);
         tracing::debug!(request_id = %id, %method, %path, status, elapsed_ms = elapsed * 1000.0, "request");
         Ok(response)
     }

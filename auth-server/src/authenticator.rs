@@ -1,7 +1,7 @@
 //! Request headers → `Principal`. Exactly one credential per request: a JWT or a
 //! static key as `Authorization: Bearer …`, or a static key as `X-API-Key`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +73,9 @@ pub(crate) struct CachedKey {
     /// End of a rotation's grace period (ms).
     pub expires_at: Option<i64>,
     pub loaded_at: std::time::Instant,
+    /// Last use seen by this instance (ms; 0: none) and the last value written.
+    pub last_used: AtomicI64,
+    pub flushed: AtomicI64,
 }
 
 /// A JWT whose signature and claims were verified once.
@@ -138,8 +141,12 @@ impl AuthService {
         let hash = key.hash();
         let cached = match self.key_cache.get(&hash) {
             Some(entry) if entry.loaded_at.elapsed() < KEY_CACHE_MAX_AGE => entry,
-            _ => {
+            stale => {
                 let entry = self.load_key(&hash).await?.ok_or_else(invalid_key)?;
+                if let Some(old) = stale {
+                    entry.last_used.store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
+                    entry.flushed.store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
                 self.key_cache.insert(hash, entry.clone());
                 entry
             }
@@ -153,7 +160,7 @@ impl AuthService {
                 "this API key was rotated and its grace period has ended",
             ));
         }
-        self.last_used_keys.lock().insert(cached.id.clone(), now_ms());
+        cached.last_used.store(now_ms(), Ordering::Relaxed);
         Ok(cached.principal.clone())
     }
 
@@ -179,6 +186,8 @@ impl AuthService {
             revoked: record.revoked_at.is_some(),
             expires_at: record.expires_at,
             loaded_at: std::time::Instant::now(),
+            last_used: AtomicI64::new(0),
+            flushed: AtomicI64::new(0),
         })))
     }
 

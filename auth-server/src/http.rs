@@ -207,6 +207,15 @@ fn client_credentials(headers: &HeaderMap, params: &OAuthParams) -> Result<(Stri
     }
 }
 
+/// The token response of seed 001 / RFC 6749 §5.1.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: &'a str,
+}
+
 #[handler]
 async fn token_endpoint(req: &Request, body: Body, Data(service): Data<&Arc<AuthService>>) -> Response {
     let basic_attempted = req.headers().contains_key(header::AUTHORIZATION);
@@ -230,13 +239,14 @@ async fn issue(req: &Request, body: Body, service: &AuthService) -> Result<Respo
     let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
     authenticate_client(service, &client_id, &secret).await?;
     let issued = service.issue_token(&client_id, &secret, params.scope.as_deref()).await?;
-    let body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": issued.scope.to_string(),
-    });
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    let body = TokenResponse {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: &issued.claims.scope,
+    };
+    let body = serde_json::to_string(&body).map_err(|_| OAuthError::new(OAuthErrorCode::ServerError, "encoding failed"))?;
+    Ok(json_response(StatusCode::OK, body))
 }
 
 #[handler]

@@ -2,6 +2,7 @@
 //! sign the token. Secrets are argon2id at rest; a verified-secret cache keyed by the
 //! SHA-256 of the presented secret keeps argon2 off the hot path.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use crate::jwt::{AccessClaims, TOKEN_TTL_SECS};
 use crate::principal::Environment;
 use crate::repo;
 use crate::scope::ScopeSet;
-use crate::secret::{digest_eq, random_base62, ClientSecret};
+use crate::secret::{digest_eq, ClientSecret};
 use crate::service::AuthService;
 
 /// How long a verified secret is trusted without re-reading the client. Rotation and
@@ -26,6 +27,9 @@ pub struct VerifiedClient {
     pub scopes: ScopeSet,
     pub(crate) fingerprint: [u8; 32],
     pub(crate) verified_at: Instant,
+    /// Last token issued by this instance (ms; 0: none) and the last value written.
+    pub(crate) last_used: AtomicI64,
+    pub(crate) flushed: AtomicI64,
 }
 
 /// The RFC 6749 §5.2 error codes this server answers with.
@@ -125,6 +129,8 @@ impl AuthService {
             scopes,
             fingerprint,
             verified_at: Instant::now(),
+            last_used: AtomicI64::new(0),
+            flushed: AtomicI64::new(0),
         });
         self.client_cache.insert(client_id.to_owned(), verified.clone());
         Ok(verified)
@@ -162,7 +168,7 @@ impl AuthService {
             aud: self.audience.clone(),
             exp: now + TOKEN_TTL_SECS,
             iat: now,
-            jti: random_base62(16),
+            jti: new_jti(),
             client_id: client.id.clone(),
             scope: scope.to_string(),
             org_id: client.org_id.clone(),
@@ -172,10 +178,19 @@ impl AuthService {
             tracing::error!(error = %err, "token signing failed");
             OAuthError::server()
         })?;
-        self.last_used_clients.lock().insert(client.id.clone(), now_ms());
+        client.last_used.store(now_ms(), Ordering::Relaxed);
         metrics::counter!("breadbox_tokens_issued_total").increment(1);
         Ok(IssuedToken { access_token, expires_in: TOKEN_TTL_SECS, scope, claims })
     }
+}
+
+/// 128 random bits from the thread's CSPRNG (ChaCha, seeded from the OS), base62:
+/// unique and unguessable without a system call per token.
+fn new_jti() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    (0..22).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
 async fn burn_argon2(secret: ClientSecret) {

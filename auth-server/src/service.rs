@@ -36,9 +36,6 @@ pub struct AuthService {
     /// Revoked token ids with their expiry (ms); pruned once expired.
     pub(crate) revoked_jtis: RwLock<HashMap<String, i64>>,
     pub(crate) disabled_clients: RwLock<HashSet<String>>,
-    /// Last use of each credential since the last flush (credential id → ms).
-    pub(crate) last_used_keys: Mutex<HashMap<String, i64>>,
-    pub(crate) last_used_clients: Mutex<HashMap<String, i64>>,
     /// Database look-ups made to resolve static keys (exposed as a metric).
     pub(crate) key_db_lookups: AtomicU64,
     pub(crate) feed_watermark: Mutex<i64>,
@@ -87,8 +84,6 @@ impl AuthService {
             client_cache: Cache::new(CLIENT_CACHE_CAPACITY),
             revoked_jtis: RwLock::new(HashMap::new()),
             disabled_clients: RwLock::new(HashSet::new()),
-            last_used_keys: Mutex::new(HashMap::new()),
-            last_used_clients: Mutex::new(HashMap::new()),
             key_db_lookups: AtomicU64::new(0),
             feed_watermark: Mutex::new(now_ms()),
             limits,

@@ -3,6 +3,7 @@
 //! instance polls it, so a revocation takes effect everywhere within one poll
 //! interval. Also flushes last-used times in batches instead of writing per request.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,10 +112,23 @@ impl AuthService {
         Ok(rows.len())
     }
 
-    /// Writes the last-used times gathered since the previous flush.
+    /// Writes the last-used times recorded in the caches since the previous flush
+    /// (an entry evicted in between loses at most one flush interval of last use).
     pub async fn flush_last_used(&self) {
-        let keys = std::mem::take(&mut *self.last_used_keys.lock());
-        let clients = std::mem::take(&mut *self.last_used_clients.lock());
+        fn pending(last_used: &AtomicI64, flushed: &AtomicI64) -> Option<i64> {
+            let used = last_used.load(Ordering::Relaxed);
+            (used > flushed.swap(used, Ordering::Relaxed)).then_some(used)
+        }
+        let keys: Vec<(String, i64)> = self
+            .key_cache
+            .iter()
+            .filter_map(|(_, entry)| pending(&entry.last_used, &entry.flushed).map(|at| (entry.id.clone(), at)))
+            .collect();
+        let clients: Vec<(String, i64)> = self
+            .client_cache
+            .iter()
+            .filter_map(|(_, entry)| pending(&entry.last_used, &entry.flushed).map(|at| (entry.id.clone(), at)))
+            .collect();
         for (id, at) in keys {
             if let Err(err) = repo::api_keys::touch(self.db.pool(), &id, at).await {
                 tracing::warn!(error = %err, "could not record key last use");
