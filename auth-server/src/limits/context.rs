@@ -119,7 +119,7 @@ pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
     headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
     headers.insert(RATELIMIT_POLICY, specs.policy_header(decision.policies));
     let field = format!("\"{}\";r={remaining};t={reset}", bucket.name());
-    if let Ok(value) = HeaderValue::from_str(&field) {
+    if let Ok(value) = HeaderValue::try_from(field) {
         headers.insert(RATELIMIT, value);
     }
 }

@@ -207,3 +207,56 @@ async fn the_client_ip_is_the_peer_unless_forwarded_for_is_trusted() {
     let trusting = Limits::new(&LimitsConfig { trust_forwarded_for: true, ..LimitsConfig::default() }, db).expect("limits");
     assert_eq!(trusting.client_ip(&request()), Some("198.51.100.7".parse().unwrap()), "the entry the proxy appended");
 }
+
+/// The limiter's cost per request on the hot path (per-IP gate, the principal's three
+/// buckets, the headers). `cargo test --release -p breadbox-auth --lib hot_path -- --ignored --nocapture`
+#[tokio::test(flavor = "current_thread")]
+#[ignore]
+async fn hot_path_cost() {
+    use crate::principal::{CredentialKind, Environment, Principal};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = crate::db::Db::connect(None, dir.path(), 1).await.expect("db");
+    let config = LimitsConfig { rate_limit_time_scale: 1e6, rate_limit_per_ip: 4_000_000_000, ..LimitsConfig::default() };
+    let limits = Limits::new(&config, db).expect("limits");
+    // Many credentials and orgs, so that no bucket empties at this pace.
+    let principals: Vec<Principal> = (0..1000)
+        .map(|i| Principal {
+            org_id: format!("org_bench{i}"),
+            env: Environment::Live,
+            scopes: crate::scope::ScopeSet::parse("accounts:read").expect("scope"),
+            credential_id: format!("key_bench{i}"),
+            kind: CredentialKind::ApiKey,
+            token_id: None,
+        })
+        .collect();
+    for p in &principals {
+        limits.plans.insert(p.org_id.clone(), (Plan::Pro, std::time::Instant::now() + PLAN_TTL * 100));
+    }
+    let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+    let n = 200_000u32;
+    let time = |label: &str, started: std::time::Instant| eprintln!("{label}: {:?} per request", started.elapsed() / n);
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        context::scope(Some(ip), async { limits.gate(Some(ip)).expect("admitted") }).await;
+    }
+    time("per-IP gate", started);
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let principal = &principals[i as usize % principals.len()];
+        context::scope(Some(ip), async { limits.check_principal(principal, Class::Detail).await.expect("admitted") }).await;
+    }
+    time("principal buckets", started);
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let principal = &principals[i as usize % principals.len()];
+        let mut headers = HeaderMap::new();
+        context::scope(Some(ip), async {
+            limits.gate(Some(ip)).expect("admitted");
+            limits.check_principal(principal, Class::Detail).await.expect("admitted");
+            context::write_headers(&limits.specs, &mut headers);
+        })
+        .await;
+        assert!(headers.contains_key("ratelimit"));
+    }
+    time("limiter hot path, headers included", started);
+}
