@@ -328,6 +328,17 @@ async fn plan_change(app: &mut TestApp) {
 }
 limits_test!(a_plan_change_applies_without_restart, scaled(1.0), plan_change);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_applies_without_restart_on_postgres() {
+    run_with(Backend::Postgres, scaled(1.0), |h| {
+        Box::pin(async move {
+            let mut app = h.app().await;
+            plan_change(&mut app).await;
+        })
+    })
+    .await;
+}
+
 // `--rate-limit off`: nothing is limited and no header is sent.
 async fn switched_off(app: &mut TestApp) {
     let (_, keys) = org_keys(app, Plan::Starter, 1).await;

@@ -1,10 +1,11 @@
 //! Buckets shared by every instance, in Redis: the same GCRA as `governor`, as one Lua
 //! script (EVALSHA) that checks all buckets of a request in one round trip. When Redis
 //! fails, `check` answers `None` and the caller uses the in-process buckets; Redis is
-//! tried again every `RETRY_EVERY`.
+//! tried again, in the background, every `RETRY_EVERY`.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -55,9 +56,15 @@ return out
 ";
 
 pub(crate) struct RedisStore {
-    client: Client,
+    link: Arc<Link>,
     prefix: String,
     script: Script,
+}
+
+/// The connection and what is known of Redis's health, shared with the background
+/// reconnection.
+struct Link {
+    client: Client,
     conn: Mutex<Option<ConnectionManager>>,
     up: AtomicBool,
     connecting: AtomicBool,
@@ -66,55 +73,19 @@ pub(crate) struct RedisStore {
     epoch: Instant,
 }
 
-impl RedisStore {
-    pub fn new(url: &str, prefix: &str) -> RedisResult<RedisStore> {
-        Ok(RedisStore {
-            client: Client::open(url)?,
-            prefix: prefix.trim_end_matches(':').to_owned(),
-            script: Script::new(GCRA),
-            conn: Mutex::new(None),
-            up: AtomicBool::new(true),
-            connecting: AtomicBool::new(false),
-            retry_at: AtomicU64::new(0),
-            epoch: Instant::now(),
-        })
-    }
-
-    /// Whether the last attempt reached Redis.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    fn key(&self, bucket: Bucket, subject: Subject<'_>) -> String {
-        let subject = match subject {
-            Subject::Ip(ip) => ip.to_string(),
-            Subject::Id(id) => id.clone(),
-        };
-        match bucket {
-            Bucket::Key(plan) | Bucket::Org(plan) => format!("{}:{}:{}:{subject}", self.prefix, bucket.name(), plan),
-            _ => format!("{}:{}:{subject}", self.prefix, bucket.name()),
-        }
-    }
-
+impl Link {
     fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    /// A connection, or `None` while Redis is considered down.
-    pub async fn connection(&self) -> Option<ConnectionManager> {
-        if let Some(conn) = self.conn.lock().clone() {
-            return Some(conn);
-        }
-        if self.now_us() < self.retry_at.load(Ordering::Relaxed) || self.connecting.swap(true, Ordering::AcqRel) {
-            return None;
-        }
+    /// One connection attempt (the caller set `connecting`).
+    async fn connect(&self) -> Option<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
             .set_response_timeout(RESPONSE_TIMEOUT)
             .set_number_of_retries(1);
         let attempt = tokio::time::timeout(CONNECT_TIMEOUT * 2, self.client.get_connection_manager_with_config(config)).await;
-        self.connecting.store(false, Ordering::Release);
-        match attempt {
+        let conn = match attempt {
             Ok(Ok(conn)) => {
                 *self.conn.lock() = Some(conn.clone());
                 Some(conn)
@@ -127,47 +98,9 @@ impl RedisStore {
                 self.mark_down(&"connection timed out");
                 None
             }
-        }
-    }
-
-    /// Checks `items` in Redis; `None` when Redis did not answer (the caller falls back).
-    pub async fn check(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)]) -> Option<Verdicts> {
-        self.check_at(specs, items, None).await
-    }
-
-    /// As `check`, at a given time in µs instead of the server's clock (tests).
-    pub async fn check_at(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)], now_us: Option<u64>) -> Option<Verdicts> {
-        let Some(mut conn) = self.connection().await else {
-            metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
-            return None;
         };
-        let mut invocation = self.script.prepare_invoke();
-        invocation.arg(now_us.map(|n| n.to_string()).unwrap_or_default());
-        for &(bucket, subject) in items {
-            let spec = specs.get(bucket);
-            invocation.key(self.key(bucket, subject));
-            invocation.arg(spec.t.as_micros() as u64).arg(spec.tau().as_micros() as u64);
-        }
-        let answer: RedisResult<Vec<i64>> = match tokio::time::timeout(RESPONSE_TIMEOUT * 2, invocation.invoke_async(&mut conn)).await {
-            Ok(answer) => answer,
-            Err(_) => Err((redis::ErrorKind::IoError, "timed out").into()),
-        };
-        match answer {
-            Ok(values) if values.len() % 4 == 0 && !values.is_empty() => {
-                self.mark_up();
-                Some(verdicts(&values))
-            }
-            Ok(values) => {
-                self.mark_down(&format!("unexpected script answer of {} values", values.len()));
-                metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
-                None
-            }
-            Err(err) => {
-                self.mark_down(&err);
-                metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
-                None
-            }
-        }
+        self.connecting.store(false, Ordering::Release);
+        conn
     }
 
     fn mark_up(&self) {
@@ -185,12 +118,100 @@ impl RedisStore {
             metrics::gauge!("breadbox_rate_limit_redis_up").set(0.0);
         }
     }
+}
 
-    /// Connects at start so that the first requests are shared too.
+impl RedisStore {
+    pub fn new(url: &str, prefix: &str) -> RedisResult<RedisStore> {
+        let link = Link {
+            client: Client::open(url)?,
+            conn: Mutex::new(None),
+            up: AtomicBool::new(true),
+            connecting: AtomicBool::new(false),
+            retry_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+        };
+        Ok(RedisStore { link: Arc::new(link), prefix: prefix.trim_end_matches(':').to_owned(), script: Script::new(GCRA) })
+    }
+
+    /// Whether the last attempt reached Redis.
+    pub fn is_up(&self) -> bool {
+        self.link.up.load(Ordering::Relaxed)
+    }
+
+    /// Connects at start, so that the first requests are shared too.
     pub async fn start(&self) {
-        if self.connection().await.is_some() {
+        if self.link.connecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.link.connect().await.is_some() {
             tracing::info!("rate limits shared through Redis");
             metrics::gauge!("breadbox_rate_limit_redis_up").set(1.0);
+        }
+    }
+
+    fn key(&self, bucket: Bucket, subject: Subject<'_>) -> String {
+        let subject = match subject {
+            Subject::Ip(ip) => ip.to_string(),
+            Subject::Id(id) => id.clone(),
+        };
+        match bucket {
+            Bucket::Key(plan) | Bucket::Org(plan) => format!("{}:{}:{}:{subject}", self.prefix, bucket.name(), plan),
+            _ => format!("{}:{}:{subject}", self.prefix, bucket.name()),
+        }
+    }
+
+    /// The connection, or `None` while there is none: then, at most every
+    /// `RETRY_EVERY`, a reconnection starts in the background (requests never wait
+    /// for it).
+    fn connection(&self) -> Option<ConnectionManager> {
+        if let Some(conn) = self.link.conn.lock().clone() {
+            return Some(conn);
+        }
+        let link = &self.link;
+        if link.now_us() >= link.retry_at.load(Ordering::Relaxed) && !link.connecting.swap(true, Ordering::AcqRel) {
+            let link = link.clone();
+            tokio::spawn(async move { link.connect().await });
+        }
+        None
+    }
+
+    /// Checks `items` in Redis; `None` when Redis did not answer (the caller falls back).
+    pub async fn check(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)]) -> Option<Verdicts> {
+        self.check_at(specs, items, None).await
+    }
+
+    /// As `check`, at a given time in µs instead of the server's clock (tests).
+    pub async fn check_at(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)], now_us: Option<u64>) -> Option<Verdicts> {
+        let Some(mut conn) = self.connection() else {
+            metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
+            return None;
+        };
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(now_us.map(|n| n.to_string()).unwrap_or_default());
+        for &(bucket, subject) in items {
+            let spec = specs.get(bucket);
+            invocation.key(self.key(bucket, subject));
+            invocation.arg(spec.t.as_micros() as u64).arg(spec.tau().as_micros() as u64);
+        }
+        let answer: RedisResult<Vec<i64>> = match tokio::time::timeout(RESPONSE_TIMEOUT * 2, invocation.invoke_async(&mut conn)).await {
+            Ok(answer) => answer,
+            Err(_) => Err((redis::ErrorKind::IoError, "timed out").into()),
+        };
+        match answer {
+            Ok(values) if values.len() % 4 == 0 && !values.is_empty() => {
+                self.link.mark_up();
+                Some(verdicts(&values))
+            }
+            Ok(values) => {
+                self.link.mark_down(&format!("unexpected script answer of {} values", values.len()));
+                metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
+                None
+            }
+            Err(err) => {
+                self.link.mark_down(&err);
+                metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
+                None
+            }
         }
     }
 }

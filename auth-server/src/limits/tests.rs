@@ -149,6 +149,7 @@ async fn redis_script_decides_exactly_as_governor() {
     let local = Local::with_clock(&specs, clock.clone());
     let prefix = format!("test:{}", uuid::Uuid::new_v4().simple());
     let redis = RedisStore::new(&url, &prefix).expect("redis url");
+    redis.start().await;
     let (key, org) = ("key_parity".to_owned(), "org_parity".to_owned());
     let items = [
         (Bucket::Key(Plan::Starter), Subject::Id(&key)),
