@@ -78,7 +78,11 @@ pub struct Breadbox {
 /// measure the handlers and not the limiter refusing a single client's flood.
 fn serve_args(data_dir: PathBuf) -> ServeArgs {
     let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
-    ServeArgs::for_tests(listen, AuthConfig::for_data_dir(data_dir))
+    let mut config = AuthConfig::for_data_dir(data_dir);
+    // The documented benchmark switch (`--rate-limit off`): these scenarios measure the
+    // request path, not the limiter refusing one client's flood.
+    config.limits.rate_limit = breadbox_auth::limits::Switch::Off;
+    ServeArgs::for_tests(listen, config)
 }
 
 /// Starts the real application on a fresh SQLite database under `data_dir`, then
