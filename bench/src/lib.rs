@@ -22,7 +22,7 @@ use breadbox_auth::http::TOKEN_PATH;
 
 use load::{LoadShape, Scenario};
 use report::Report;
-use servers::Breadbox;
+use servers::{Breadbox, Limits};
 
 const ME_PATH: &str = "/api/v1/me";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -59,6 +59,11 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Redis for the "limits in Redis" scenario (e.g. redis://127.0.0.1:6379); without
+    /// it that scenario is left out.
+    #[arg(long, env = "REDIS_URL", default_value = "")]
+    pub redis_url: String,
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -105,10 +110,24 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let data_dir = tempfile::Builder::new().prefix("breadbox-bench").tempdir().context("creating a temp data dir")?;
 
     let baseline = servers.block_on(servers::start_baseline()).context("starting the baseline")?;
-    let breadbox = servers.block_on(servers::start_breadbox(data_dir.path().to_path_buf()))?;
+    let breadbox = servers.block_on(servers::start_breadbox(data_dir.path().join("off"), &Limits::Off))?;
     let jwt = client.block_on(fetch_token(&breadbox))?;
+    let mut limited = vec![("limits_memory", "GET /api/v1/me (X-API-Key), limits in process", Limits::InProcess)];
+    if !args.redis_url.is_empty() {
+        limited.push(("limits_redis", "GET /api/v1/me (X-API-Key), limits in Redis", Limits::Redis(args.redis_url.clone())));
+    }
+    let mut limited_servers = Vec::new();
+    for (id, label, limits) in limited {
+        let dir = data_dir.path().join(id);
+        limited_servers.push((id, label, servers.block_on(servers::start_breadbox(dir, &limits))?));
+    }
 
-    let plan = scenarios(baseline.addr, &breadbox, &jwt)?;
+    let mut plan = scenarios(baseline.addr, &breadbox, &jwt)?;
+    for (id, label, server) in &limited_servers {
+        let key = HeaderValue::from_str(&server.api_key).context("the API key is not a valid header value")?;
+        let scenario = Scenario::get(id, server.server.addr, ME_PATH).header(HeaderName::from_static("x-api-key"), key);
+        plan.push((label, None, scenario));
+    }
     let mut measured = Vec::with_capacity(plan.len());
     for (label, target, scenario) in plan {
         if !args.json {
@@ -119,6 +138,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
 
     drop(client);
     servers.block_on(async {
+        for (_, _, server) in limited_servers {
+            server.server.stop().await.context("stopping Breadbox")?;
+        }
         baseline.stop().await.context("stopping the baseline")?;
         breadbox.server.stop().await.context("stopping Breadbox")
     })?;

@@ -77,6 +77,14 @@ impl Report {
         }
     }
 
+    /// The throughput the limiter scenario `id` loses against the same request with
+    /// limits off (0.05 = 5 % fewer requests per second).
+    pub fn limiter_cost(&self, id: &str) -> Option<f64> {
+        let rate = |id: &str| self.scenarios.iter().find(|row| row.id == id).map(|row| row.requests_per_sec);
+        let (off, on) = (rate("me_api_key")?, rate(id)?);
+        (off > 0.0).then(|| 1.0 - on / off)
+    }
+
     /// Whether any scenario saw a non-200 response or a transport error.
     pub fn had_errors(&self) -> bool {
         self.scenarios.iter().any(|row| row.errors > 0)
@@ -125,6 +133,16 @@ impl Report {
             ));
         }
         out.push_str("\nTargets: token endpoint ≥ 30% of the baseline's req/s; /me ≥ 60%.\n");
+        for (id, name, budget) in [("limits_memory", "in-process limiter", 0.05), ("limits_redis", "Redis limiter", 0.25)] {
+            if let Some(cost) = self.limiter_cost(id) {
+                let verdict = if cost <= budget { "PASS" } else { "FAIL" };
+                out.push_str(&format!(
+                    "Cost of the {name}: {:.1}% of /me (X-API-Key) throughput (target ≤ {:.0}%)  {verdict}\n",
+                    cost * 100.0,
+                    budget * 100.0
+                ));
+            }
+        }
         for row in self.scenarios.iter().filter(|row| row.errors > 0) {
             out.push_str(&format!("\n{} had {} errors; first ones:\n", row.label, row.errors));
             for sample in &row.error_samples {

@@ -73,22 +73,42 @@ pub struct Breadbox {
     pub api_key: String,
 }
 
-/// Server options for the benchmark. Rate limiting does not exist yet: when it does,
-/// switch it off here (what `serve --rate-limit off` will set), so that the figures
-/// measure the handlers and not the limiter refusing a single client's flood.
-fn serve_args(data_dir: PathBuf) -> ServeArgs {
+/// How the rate limiter of a benchmarked server is set up.
+#[derive(Debug, Clone)]
+pub enum Limits {
+    /// `--rate-limit off`, the documented benchmark switch: the request path alone.
+    Off,
+    /// Every bucket checked in process, with quotas scaled up so that one client's
+    /// flood is admitted: the figures measure the limiter's cost, not its refusals.
+    InProcess,
+    /// The same, with the buckets in Redis at this URL.
+    Redis(String),
+}
+
+/// Time scale and per-IP quota that keep a flood under every limit while checking it.
+const LIMITER_TIME_SCALE: f64 = 1e5;
+
+fn serve_args(data_dir: PathBuf, limits: &Limits) -> ServeArgs {
     let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut config = AuthConfig::for_data_dir(data_dir);
-    // The documented benchmark switch (`--rate-limit off`): these scenarios measure the
-    // request path, not the limiter refusing one client's flood.
-    config.limits.rate_limit = breadbox_auth::limits::Switch::Off;
+    match limits {
+        Limits::Off => config.limits.rate_limit = breadbox_auth::limits::Switch::Off,
+        Limits::InProcess | Limits::Redis(_) => {
+            config.limits.rate_limit_time_scale = LIMITER_TIME_SCALE;
+            config.limits.rate_limit_per_ip = u32::MAX / 2;
+        }
+    }
+    if let Limits::Redis(url) = limits {
+        config.limits.redis_url = url.clone();
+        config.limits.redis_key_prefix = format!("breadbox-bench:{}", std::process::id());
+    }
     ServeArgs::for_tests(listen, config)
 }
 
 /// Starts the real application on a fresh SQLite database under `data_dir`, then
 /// creates an organization, an OAuth client and a static key with full access.
-pub async fn start_breadbox(data_dir: PathBuf) -> anyhow::Result<Breadbox> {
-    let app = Application::build(serve_args(data_dir)).await.context("starting Breadbox")?;
+pub async fn start_breadbox(data_dir: PathBuf, limits: &Limits) -> anyhow::Result<Breadbox> {
+    let app = Application::build(serve_args(data_dir, limits)).await.context("starting Breadbox")?;
     let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
     let service = app.service().clone();
     let (stop, stopped) = oneshot::channel::<()>();
