@@ -115,13 +115,7 @@ pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Opti
 }
 
 pub async fn exists(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<bool> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM contacts WHERE id = $1 AND org_id = $2 AND env = $3")
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.is_some())
+    super::exists_in(pool, "contacts", tenant, id).await
 }
 
 /// The id of the contact holding `email`, if any.
