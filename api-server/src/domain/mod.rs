@@ -56,6 +56,7 @@ macro_rules! versioned {
 pub mod accounts;
 pub mod contacts;
 pub mod deals;
+pub mod events;
 pub mod paging;
 pub mod validate;
 

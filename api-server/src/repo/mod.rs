@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod contacts;
 pub mod deals;
+pub mod events;
 pub mod secrets;
 
 use sqlx::AnyPool;
