@@ -9,7 +9,8 @@ use serde_json::json;
 use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Environment, Plan, ScopeSet};
 
-use crate::config::{ClientCommand, Common, KeyCommand, OrgCommand, SigningKeyCommand};
+use crate::config::{ClientCommand, Common, DemoArgs, KeyCommand, OrgCommand, SigningKeyCommand};
+use crate::domain::{Crm, Tenant};
 use crate::time::rfc3339;
 
 async fn open(common: &Common) -> anyhow::Result<Arc<AuthService>> {
@@ -168,5 +169,20 @@ pub async fn signing_key(command: SigningKeyCommand, common: Common) -> anyhow::
             print(&common, json!({ "kid": kid }), format!("now signing with key {kid}; older keys verify until their tokens expire"));
         }
     }
+    Ok(())
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    let service = open(&common).await?;
+    let org = service.get_org(&args.org).await?;
+    let tenant = Tenant { org_id: org.id.clone(), env: parse_env(&args.env)? };
+    let crm = Crm::load(service.db().clone()).await?;
+    let loaded = crate::demo::load(&crm, &tenant, args.seed).await.map_err(|e| anyhow!("loading the demo data: {e}"))?;
+    let text = format!(
+        "loaded into {} ({}): {} accounts, {} contacts, {} deals",
+        org.name, args.env, loaded.accounts, loaded.contacts, loaded.deals
+    );
+    print(&common, json!({ "orgId": org.id, "environment": args.env, "loaded": loaded }), text);
     Ok(())
 }

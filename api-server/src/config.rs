@@ -44,6 +44,23 @@ pub enum Command {
     SigningKey(SigningKeyArgs),
     /// Print the OpenAPI document (needs no database).
     Openapi,
+    /// Load a realistic demo data set into one organization and environment.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The organization id.
+    #[arg(long)]
+    pub org: String,
+    /// live or test.
+    #[arg(long, default_value = "test")]
+    pub env: String,
+    /// Seed of the generator: the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Clone, Args)]

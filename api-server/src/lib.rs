@@ -5,6 +5,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod envelope;
 pub mod error;
@@ -44,6 +45,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::SigningKey(args) => {
             init_logging(args.common.log_format);
             cli::signing_key(args.command, args.common).await
+        }
+        Command::Demo(args) => {
+            init_logging(args.common.log_format);
+            cli::demo(args).await
         }
         Command::Openapi => {
             println!("{}", api::spec_json());

@@ -180,3 +180,30 @@ fn openapi_command_prints_the_spec_without_a_database() {
     assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     assert!(!dir.path().join("never-created").exists(), "no database touched");
 }
+
+#[tokio::test]
+async fn demo_loads_a_data_set_an_integrator_can_read_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let org = run_json(dir.path(), &["org", "create", "--name", "Demo MSP"]);
+    let org_id = org["id"].as_str().expect("org id").to_owned();
+    let loaded = run_json(dir.path(), &["demo", "--org", &org_id]);
+    assert_eq!(loaded["environment"], "test");
+    let accounts = loaded["loaded"]["accounts"].as_u64().expect("accounts");
+    assert!(accounts >= 24, "dozens of accounts, got {accounts}");
+    assert!(loaded["loaded"]["contacts"].as_u64() >= Some(2 * accounts));
+    let failure = run_failing(dir.path(), &["demo", "--org", "org_missing"]);
+    assert!(String::from_utf8_lossy(&failure.stderr).contains("not found"));
+
+    let key = run_json(dir.path(), &["key", "create", "--org", &org_id, "--env", "test", "--preset", "read_only", "--name", "Explore"]);
+    let key = key["key"].as_str().expect("key").to_owned();
+    let mut server = serve(dir.path()).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", server.base)).header("X-API-Key", &key).send();
+    let page: Value = get("/api/v1/accounts?limit=100").await.expect("accounts").json().await.expect("json");
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(accounts as usize));
+    let deals: Value = get("/api/v1/deals?limit=100").await.expect("deals").json().await.expect("json");
+    let stages: std::collections::HashSet<&str> =
+        deals["data"].as_array().into_iter().flatten().filter_map(|d| d["stage"].as_str()).collect();
+    assert_eq!(stages.len(), 6, "deals in every stage: {stages:?}");
+    assert!(terminate(&mut server).success());
+}
