@@ -305,7 +305,7 @@ fn is_json_syntax_error(reason: &str) -> bool {
 
 /// The field named in a poem-openapi parse message (`failed to parse "T": unknown field
 /// `name`.`), or `body` when it names none (type errors do not).
-fn field_of(reason: &str) -> String {
+pub(crate) fn field_of(reason: &str) -> String {
     reason
         .strip_prefix("failed to parse")
         .and_then(|rest| rest.split('`').nth(1))

@@ -7,6 +7,8 @@ mod authn;
 mod contacts;
 mod crm;
 mod deals;
+mod device_bulk;
+mod devices;
 mod jwt;
 mod limits;
 mod ops;

@@ -4,6 +4,8 @@ pub mod accounts;
 pub mod admin;
 pub mod contacts;
 pub mod deals;
+pub mod device_bulk;
+pub mod devices;
 pub mod me;
 pub mod paging;
 pub mod security;
@@ -24,13 +26,31 @@ pub enum ApiTags {
     Contacts,
     /// The sales pipeline: stages, history, won/lost outcomes.
     Deals,
+    /// The device inventory your RMM pushes, one at a time or 500 per call.
+    Devices,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
+pub type Apis = (
+    me::MeApi,
+    admin::AdminApi,
+    accounts::AccountsApi,
+    contacts::ContactsApi,
+    deals::DealsApi,
+    devices::DevicesApi,
+    device_bulk::DeviceBulkApi,
+);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
+    (
+        me::MeApi,
+        admin::AdminApi,
+        accounts::AccountsApi,
+        contacts::ContactsApi,
+        deals::DealsApi,
+        devices::DevicesApi,
+        device_bulk::DeviceBulkApi,
+    )
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";

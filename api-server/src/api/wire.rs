@@ -130,6 +130,60 @@ impl<T: ToJSON> ToJSON for Required<T> {
     }
 }
 
+/// An element of a batch read on its own: a malformed one keeps its parse error and
+/// raw value instead of failing the whole body, so that a batch operation can report
+/// it per item. Documented as `T`.
+#[derive(Debug)]
+pub struct Lenient<T> {
+    pub parsed: Result<T, String>,
+    pub raw: Value,
+}
+
+impl<T: Type> Type for Lenient<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.parsed.as_ref().ok().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.parsed {
+            Ok(value) => value.raw_element_iter(),
+            Err(_) => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Lenient<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let raw = value.clone().unwrap_or_default();
+        Ok(Lenient { parsed: T::parse_from_json(value).map_err(ParseError::into_message), raw })
+    }
+}
+
+impl<T: ToJSON> ToJSON for Lenient<T> {
+    fn to_json(&self) -> Option<Value> {
+        match &self.parsed {
+            Ok(value) => value.to_json(),
+            Err(_) => Some(self.raw.clone()),
+        }
+    }
+}
+
 /// A PATCH field: absent keeps, `null` clears, a value sets.
 pub fn patch<T, U>(field: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Patch<U> {
     match field {

@@ -56,6 +56,8 @@ macro_rules! versioned {
 pub mod accounts;
 pub mod contacts;
 pub mod deals;
+pub mod device_bulk;
+pub mod devices;
 pub mod events;
 pub mod paging;
 pub mod validate;

@@ -114,6 +114,11 @@ pub async fn exists(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<b
     super::exists_in(pool, "accounts", tenant, id).await
 }
 
+/// Which of `ids` are the tenant's accounts, in one query.
+pub async fn existing(pool: &AnyPool, tenant: &Tenant, ids: &[String]) -> sqlx::Result<Vec<String>> {
+    super::existing_in(pool, "accounts", tenant, ids).await
+}
+
 /// The id of the account holding `domain`, if any.
 pub async fn find_by_domain(pool: &AnyPool, tenant: &Tenant, domain: &str) -> sqlx::Result<Option<String>> {
     let row: Option<(String,)> =

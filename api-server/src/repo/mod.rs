@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod contacts;
 pub mod deals;
+pub mod devices;
 pub mod events;
 pub mod secrets;
 
@@ -22,4 +23,27 @@ async fn exists_in(pool: &AnyPool, table: &'static str, tenant: &Tenant, id: &st
         .fetch_optional(pool)
         .await?;
     Ok(row.is_some())
+}
+
+/// Which of `ids` the tenant has in `table`, in one query. `table` is one of our table
+/// names, never input.
+async fn existing_in(pool: &AnyPool, table: &'static str, tenant: &Tenant, ids: &[String]) -> sqlx::Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id FROM {table} WHERE org_id = $1 AND env = $2 AND id IN ({})",
+        placeholders(3, ids.len())
+    );
+    let mut query = sqlx::query_as(&sql).bind(&tenant.org_id).bind(tenant.env_str());
+    for id in ids {
+        query = query.bind(id);
+    }
+    let rows: Vec<(String,)> = query.fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// `$first, $first+1, …`: `count` placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
