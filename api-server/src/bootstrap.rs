@@ -33,6 +33,9 @@ pub async fn first_run(service: &AuthService, base_url: &str) -> anyhow::Result<
  Call the API:
    curl -s {base}/api/v1/me -H 'X-API-Key: {key}'
 
+ Sample data (accounts, contacts, contracts, deals, devices, health…) to explore:
+   breadbox demo --org {org_id} --env live
+
  Explore: {base}/docs (Swagger UI)   Spec: {base}/api/v1/openapi.json
  More credentials: breadbox key create --org {org_id} --preset read_only --name "My script"
 ============================================================================
