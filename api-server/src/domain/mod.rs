@@ -55,9 +55,13 @@ macro_rules! versioned {
 
 pub mod accounts;
 pub mod contacts;
+pub mod contracts;
 pub mod deals;
 pub mod events;
+pub mod mrr;
 pub mod paging;
+pub mod reconciliation;
+pub mod service_lines;
 pub mod validate;
 
 use sqlx::AnyPool;

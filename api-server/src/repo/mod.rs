@@ -4,8 +4,10 @@
 
 pub mod accounts;
 pub mod contacts;
+pub mod contracts;
 pub mod deals;
 pub mod events;
+pub mod reconciliation;
 pub mod secrets;
 
 use sqlx::AnyPool;
