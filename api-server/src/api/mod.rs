@@ -3,9 +3,13 @@
 pub mod accounts;
 pub mod admin;
 pub mod contacts;
+pub mod contract_admin;
+pub mod contracts;
 pub mod deals;
 pub mod me;
+pub mod mrr;
 pub mod paging;
+pub mod reconciliation;
 pub mod security;
 pub mod wire;
 
@@ -24,13 +28,39 @@ pub enum ApiTags {
     Contacts,
     /// The sales pipeline: stages, history, won/lost outcomes.
     Deals,
+    /// What each account buys: service lines, terms, amendments.
+    Contracts,
+    /// Monthly recurring revenue from the active contracts.
+    Mrr,
+    /// Seat and device counts from other tools compared with the contracts.
+    Reconciliation,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
+pub type Apis = (
+    me::MeApi,
+    admin::AdminApi,
+    accounts::AccountsApi,
+    contacts::ContactsApi,
+    deals::DealsApi,
+    contracts::ContractsApi,
+    contract_admin::AdminContractsApi,
+    mrr::MrrApi,
+    reconciliation::ReconciliationApi,
+);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
+    (
+        me::MeApi,
+        admin::AdminApi,
+        accounts::AccountsApi,
+        contacts::ContactsApi,
+        deals::DealsApi,
+        contracts::ContractsApi,
+        contract_admin::AdminContractsApi,
+        mrr::MrrApi,
+        reconciliation::ReconciliationApi,
+    )
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
