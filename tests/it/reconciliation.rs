@@ -129,8 +129,8 @@ async fn mrr_and_reconciliation_require_their_scopes_and_stay_in_their_partition
         app,
         vec![
             case(Method::GET, "/api/v1/mrr".into(), None, "mrr:read", "contracts:read accounts:write"),
-            case(Method::GET, RECONCILIATION.into(), None, "reconciliation:read", "reconciliation:write mrr:read"),
-            case(Method::GET, one.clone(), None, "reconciliation:read", "reconciliation:write contracts:read"),
+            case(Method::GET, RECONCILIATION.into(), None, "reconciliation:read", "mrr:read contracts:read"),
+            case(Method::GET, one.clone(), None, "reconciliation:read", "mrr:read accounts:write"),
             case(Method::POST, RECONCILIATION.into(), Some(report.clone()), "reconciliation:write", "reconciliation:read"),
         ],
     )
