@@ -9,8 +9,10 @@ use serde_json::json;
 use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Environment, Plan, ScopeSet};
 
-use crate::config::{ClientCommand, Common, DemoArgs, KeyCommand, OrgCommand, SigningKeyCommand};
-use crate::domain::{Crm, Tenant};
+use crate::api::contract_admin::CreateContract;
+use crate::api::contracts::Contract;
+use crate::config::{ClientCommand, Common, ContractCommand, DemoArgs, KeyCommand, OrgCommand, SigningKeyCommand};
+use crate::domain::{contracts, Crm, DomainError, Tenant};
 use crate::time::rfc3339;
 
 async fn open(common: &Common) -> anyhow::Result<Arc<AuthService>> {
@@ -184,5 +186,49 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         org.name, args.env, loaded.accounts, loaded.contacts, loaded.deals
     );
     print(&common, json!({ "orgId": org.id, "environment": args.env, "loaded": loaded }), text);
+    Ok(())
+}
+
+/// The contract body in `file`, parsed exactly as the API parses it.
+fn read_contract(file: &std::path::Path) -> anyhow::Result<CreateContract> {
+    use poem_openapi::types::ParseFromJSON;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    CreateContract::parse_from_json(Some(value)).map_err(|e| anyhow!("{}: {}", file.display(), e.into_message()))
+}
+
+pub async fn contract(command: ContractCommand, common: Common) -> anyhow::Result<()> {
+    let service = open(&common).await?;
+    let crm = Crm::load(service.db().clone()).await?;
+    match command {
+        ContractCommand::Create { org, env, file } => {
+            let body = read_contract(&file)?;
+            let org = service.get_org(&org).await?;
+            let tenant = Tenant { org_id: org.id, env: parse_env(&env)? };
+            let detail = match contracts::create(&crm, &tenant, body.into()).await {
+                Ok(detail) => detail,
+                Err(DomainError::Invalid(violations)) => {
+                    let lines: Vec<String> =
+                        violations.into_vec().into_iter().map(|v| format!("  {}: {}", v.field, v.issue)).collect();
+                    bail!("the contract is not valid:\n{}", lines.join("\n"));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let c = &detail.contract;
+            let text = format!(
+                "created contract {}  {}  account={}  {}  {}..{}  MRR {} {} (minor units)",
+                c.id,
+                c.name,
+                c.account_id,
+                c.status.as_str(),
+                c.start_date,
+                c.end_date.as_deref().unwrap_or(""),
+                c.totals.monthly_recurring,
+                c.currency
+            );
+            let value = poem_openapi::types::ToJSON::to_json(&Contract::from(detail.clone())).unwrap_or_default();
+            print(&common, value, text);
+        }
+    }
     Ok(())
 }

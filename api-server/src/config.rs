@@ -2,6 +2,7 @@
 //! reads an environment variable; defaults run on a fresh machine.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -42,6 +43,8 @@ pub enum Command {
     Client(ClientArgs),
     /// Manage the token signing keys.
     SigningKey(SigningKeyArgs),
+    /// Manage contracts (operators).
+    Contract(ContractArgs),
     /// Print the OpenAPI document (needs no database).
     Openapi,
     /// Load a realistic demo data set into one organization and environment.
@@ -215,4 +218,28 @@ pub struct SigningKeyArgs {
 pub enum SigningKeyCommand {
     /// Start signing with a new key; old tokens verify until they expire.
     Rotate,
+}
+
+#[derive(Debug, Args)]
+pub struct ContractArgs {
+    #[command(subcommand)]
+    pub command: ContractCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Create a contract from a JSON file: the body of `POST /api/v1/admin/contracts`.
+    Create {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// The contract as JSON (accountId, name, startDate, serviceLines, …).
+        #[arg(long)]
+        file: PathBuf,
+    },
 }

@@ -50,6 +50,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             init_logging(args.common.log_format);
             cli::demo(args).await
         }
+        Command::Contract(args) => {
+            init_logging(args.common.log_format);
+            cli::contract(args.command, args.common).await
+        }
         Command::Openapi => {
             println!("{}", api::spec_json());
             Ok(())

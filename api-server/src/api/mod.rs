@@ -3,11 +3,15 @@
 pub mod accounts;
 pub mod admin;
 pub mod contacts;
+pub mod contract_admin;
+pub mod contracts;
 pub mod deals;
 pub mod device_bulk;
 pub mod devices;
 pub mod me;
+pub mod mrr;
 pub mod paging;
+pub mod reconciliation;
 pub mod security;
 pub mod wire;
 
@@ -28,6 +32,12 @@ pub enum ApiTags {
     Deals,
     /// The device inventory your RMM pushes, one at a time or 500 per call.
     Devices,
+    /// What each account buys: service lines, terms, amendments.
+    Contracts,
+    /// Monthly recurring revenue from the active contracts.
+    Mrr,
+    /// Seat and device counts from other tools compared with the contracts.
+    Reconciliation,
 }
 
 /// Every API of the service, in spec order.
@@ -39,6 +49,10 @@ pub type Apis = (
     deals::DealsApi,
     devices::DevicesApi,
     device_bulk::DeviceBulkApi,
+    contracts::ContractsApi,
+    contract_admin::AdminContractsApi,
+    mrr::MrrApi,
+    reconciliation::ReconciliationApi,
 );
 
 pub fn apis() -> Apis {
@@ -50,6 +64,10 @@ pub fn apis() -> Apis {
         deals::DealsApi,
         devices::DevicesApi,
         device_bulk::DeviceBulkApi,
+        contracts::ContractsApi,
+        contract_admin::AdminContractsApi,
+        mrr::MrrApi,
+        reconciliation::ReconciliationApi,
     )
 }
 

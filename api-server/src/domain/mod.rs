@@ -55,11 +55,15 @@ macro_rules! versioned {
 
 pub mod accounts;
 pub mod contacts;
+pub mod contracts;
 pub mod deals;
 pub mod device_bulk;
 pub mod devices;
 pub mod events;
+pub mod mrr;
 pub mod paging;
+pub mod reconciliation;
+pub mod service_lines;
 pub mod validate;
 
 use sqlx::AnyPool;

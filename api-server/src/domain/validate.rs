@@ -24,6 +24,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// How many failures are recorded so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn into_vec(self) -> Vec<Violation> {
         self.0
     }
@@ -108,6 +113,18 @@ pub fn optional_count(v: &mut Violations, field: &str, patch: Patch<i64>, max: i
         Patch::Clear => *slot = None,
         Patch::Set(n) if !(0..=max).contains(&n) => v.add(field, format!("must be between 0 and {max}")),
         Patch::Set(n) => *slot = Some(n),
+    }
+}
+
+/// A calendar date as `YYYY-MM-DD`, normalised.
+pub fn date(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(value.trim(), &format).ok().and_then(|d| d.format(&format).ok()) {
+        Some(text) => Some(text),
+        None => {
+            v.add(field, "must be a date as YYYY-MM-DD");
+            None
+        }
     }
 }
 

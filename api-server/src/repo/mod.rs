@@ -4,9 +4,11 @@
 
 pub mod accounts;
 pub mod contacts;
+pub mod contracts;
 pub mod deals;
 pub mod devices;
 pub mod events;
+pub mod reconciliation;
 pub mod secrets;
 
 use sqlx::AnyPool;
