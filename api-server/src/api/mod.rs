@@ -4,9 +4,11 @@ pub mod accounts;
 pub mod admin;
 pub mod contacts;
 pub mod deals;
+pub mod health;
 pub mod me;
 pub mod paging;
 pub mod security;
+pub mod touchpoints;
 pub mod wire;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -24,13 +26,33 @@ pub enum ApiTags {
     Contacts,
     /// The sales pipeline: stages, history, won/lost outcomes.
     Deals,
+    /// Account health scores from weighted external signals.
+    Health,
+    /// Calls, e-mails, meetings, tickets and QBRs logged by external tools.
+    Touchpoints,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
+pub type Apis = (
+    me::MeApi,
+    admin::AdminApi,
+    accounts::AccountsApi,
+    contacts::ContactsApi,
+    deals::DealsApi,
+    health::HealthApi,
+    touchpoints::TouchpointsApi,
+);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
+    (
+        me::MeApi,
+        admin::AdminApi,
+        accounts::AccountsApi,
+        contacts::ContactsApi,
+        deals::DealsApi,
+        health::HealthApi,
+        touchpoints::TouchpointsApi,
+    )
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";

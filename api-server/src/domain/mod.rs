@@ -57,7 +57,9 @@ pub mod accounts;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod health;
 pub mod paging;
+pub mod touchpoints;
 pub mod validate;
 
 use sqlx::AnyPool;

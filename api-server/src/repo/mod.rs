@@ -6,7 +6,9 @@ pub mod accounts;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod health;
 pub mod secrets;
+pub mod touchpoints;
 
 use sqlx::AnyPool;
 
