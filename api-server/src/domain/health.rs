@@ -338,7 +338,7 @@ mod tests {
             previous,
         };
         let kinds = |c: ScoreChange| events_of(&c).into_iter().map(|e| e.kind).collect::<Vec<_>>();
-        assert_eq!(kinds(at(50, Some(50))), []);
+        assert!(kinds(at(50, Some(50))).is_empty(), "no change, no event");
         assert_eq!(kinds(at(39, Some(40))), [EventType::HealthScoreChanged, EventType::HealthScoreAlert]);
         assert_eq!(kinds(at(30, Some(39))), [EventType::HealthScoreChanged]);
         assert_eq!(kinds(at(20, None)), [EventType::HealthScoreChanged, EventType::HealthScoreAlert]);
