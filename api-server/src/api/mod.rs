@@ -8,11 +8,13 @@ pub mod contracts;
 pub mod deals;
 pub mod device_bulk;
 pub mod devices;
+pub mod health;
 pub mod me;
 pub mod mrr;
 pub mod paging;
 pub mod reconciliation;
 pub mod security;
+pub mod touchpoints;
 pub mod wire;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -38,6 +40,10 @@ pub enum ApiTags {
     Mrr,
     /// Seat and device counts from other tools compared with the contracts.
     Reconciliation,
+    /// Account health scores from weighted external signals.
+    Health,
+    /// Calls, e-mails, meetings, tickets and QBRs logged by external tools.
+    Touchpoints,
 }
 
 /// Every API of the service, in spec order.
@@ -53,6 +59,8 @@ pub type Apis = (
     contract_admin::AdminContractsApi,
     mrr::MrrApi,
     reconciliation::ReconciliationApi,
+    health::HealthApi,
+    touchpoints::TouchpointsApi,
 );
 
 pub fn apis() -> Apis {
@@ -68,6 +76,8 @@ pub fn apis() -> Apis {
         contract_admin::AdminContractsApi,
         mrr::MrrApi,
         reconciliation::ReconciliationApi,
+        health::HealthApi,
+        touchpoints::TouchpointsApi,
     )
 }
 

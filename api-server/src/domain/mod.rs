@@ -60,10 +60,12 @@ pub mod deals;
 pub mod device_bulk;
 pub mod devices;
 pub mod events;
+pub mod health;
 pub mod mrr;
 pub mod paging;
 pub mod reconciliation;
 pub mod service_lines;
+pub mod touchpoints;
 pub mod validate;
 
 use sqlx::AnyPool;

@@ -8,8 +8,10 @@ pub mod contracts;
 pub mod deals;
 pub mod devices;
 pub mod events;
+pub mod health;
 pub mod reconciliation;
 pub mod secrets;
+pub mod touchpoints;
 
 use sqlx::AnyPool;
 

@@ -1,0 +1,130 @@
+//! `touchpoints`.
+
+use sqlx::{AnyPool, FromRow};
+
+use crate::domain::events::Event;
+use crate::domain::paging::PageRequest;
+use crate::domain::touchpoints::{Touchpoint, TouchpointFilter, TouchpointType};
+use crate::domain::Tenant;
+
+/// A row of `touchpoints`.
+#[derive(Debug, Clone, FromRow)]
+pub struct TouchpointRecord {
+    pub id: String,
+    pub account_id: String,
+    pub contact_id: Option<String>,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub occurred_at: i64,
+    pub subject: String,
+    pub summary: Option<String>,
+    pub source: Option<String>,
+    pub external_id: Option<String>,
+    pub agenda: Option<String>,
+    pub outcome: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, account_id, contact_id, type, occurred_at, subject, summary, source, external_id, \
+                       agenda, outcome, version, created_at, updated_at";
+
+impl From<TouchpointRecord> for Touchpoint {
+    fn from(r: TouchpointRecord) -> Self {
+        Touchpoint {
+            // The CHECK constraint admits only known types.
+            kind: TouchpointType::parse(&r.kind).unwrap_or_else(|| {
+                tracing::error!(kind = %r.kind, "unknown touchpoint type in database");
+                TouchpointType::Call
+            }),
+            id: r.id,
+            account_id: r.account_id,
+            contact_id: r.contact_id,
+            occurred_at: r.occurred_at,
+            subject: r.subject,
+            summary: r.summary,
+            source: r.source,
+            external_id: r.external_id,
+            agenda: r.agenda,
+            outcome: r.outcome,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Inserts the touchpoint and its event, atomically.
+pub async fn insert(pool: &AnyPool, tenant: &Tenant, t: &Touchpoint, event: &Event) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "INSERT INTO touchpoints (org_id, env, {COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(&tenant.org_id)
+    .bind(tenant.env_str())
+    .bind(&t.id)
+    .bind(&t.account_id)
+    .bind(&t.contact_id)
+    .bind(t.kind.as_str())
+    .bind(t.occurred_at)
+    .bind(&t.subject)
+    .bind(&t.summary)
+    .bind(&t.source)
+    .bind(&t.external_id)
+    .bind(&t.agenda)
+    .bind(&t.outcome)
+    .bind(t.version)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    super::events::insert(&mut tx, tenant, std::slice::from_ref(event)).await?;
+    tx.commit().await
+}
+
+pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<TouchpointRecord>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM touchpoints WHERE id = $1 AND org_id = $2 AND env = $3"))
+        .bind(id)
+        .bind(&tenant.org_id)
+        .bind(tenant.env_str())
+        .fetch_optional(pool)
+        .await
+}
+
+/// The touchpoint a tool logged as `external_id` in `source`, if any.
+pub async fn by_external_id(pool: &AnyPool, tenant: &Tenant, source: &str, external_id: &str) -> sqlx::Result<Option<TouchpointRecord>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM touchpoints WHERE org_id = $1 AND env = $2 AND source = $3 AND external_id = $4"
+    ))
+    .bind(&tenant.org_id)
+    .bind(tenant.env_str())
+    .bind(source)
+    .bind(external_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Up to `page.fetch()` touchpoints after `page.after`, in `(created_at, id)` order.
+pub async fn list(pool: &AnyPool, tenant: &Tenant, filter: &TouchpointFilter, page: &PageRequest) -> sqlx::Result<Vec<TouchpointRecord>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM touchpoints \
+         WHERE org_id = $1 AND env = $2 \
+           AND ($3 IS NULL OR account_id = $3) \
+           AND ($4 IS NULL OR type = $4) \
+           AND ($5 IS NULL OR updated_at >= $5) \
+           AND (created_at, id) > ($6, $7) \
+         ORDER BY created_at, id LIMIT $8"
+    ))
+    .bind(&tenant.org_id)
+    .bind(tenant.env_str())
+    .bind(filter.account_id.as_deref())
+    .bind(filter.kind.map(TouchpointType::as_str))
+    .bind(page.updated_since)
+    .bind(page.after.created_at)
+    .bind(&page.after.id)
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await
+}
