@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::bulk::BulkFigures;
 use crate::load::{LoadShape, Outcome};
 
 /// One measured scenario, with its ratio to the baseline and its target.
@@ -43,6 +44,9 @@ pub struct Report {
     pub duration_secs: f64,
     /// The baseline first, then the Breadbox scenarios.
     pub scenarios: Vec<Row>,
+    /// The device sync: one bulk upsert against as many single creates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkFigures>,
 }
 
 impl Report {
@@ -74,6 +78,7 @@ impl Report {
             warmup_secs: shape.warmup.as_secs_f64(),
             duration_secs: shape.duration.as_secs_f64(),
             scenarios,
+            bulk: None,
         }
     }
 
@@ -142,6 +147,19 @@ impl Report {
                     budget * 100.0
                 ));
             }
+        }
+        if let Some(b) = &self.bulk {
+            out.push_str(&format!(
+                "Device sync, {} devices: single creates {:.3}s, one bulk upsert {:.3}s (again, all updated: {:.3}s): \
+                 {:.1}x faster (target ≥ {:.0}x)  {}\n",
+                b.devices,
+                b.single_secs,
+                b.bulk_secs,
+                b.bulk_update_secs,
+                b.ratio,
+                b.target,
+                if b.pass { "PASS" } else { "FAIL" }
+            ));
         }
         for row in self.scenarios.iter().filter(|row| row.errors > 0) {
             out.push_str(&format!("\n{} had {} errors; first ones:\n", row.label, row.errors));
