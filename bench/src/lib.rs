@@ -1,8 +1,10 @@
 //! `breadbox-bench`: measures a bare poem server (the baseline), the token endpoint and
-//! `GET /api/v1/me` (JWT and API key) with one load generator, in one process. The
+//! `GET /api/v1/me` (JWT and API key) with one load generator, in one process, and the
+//! device sync (one bulk upsert of 500 devices against 500 single creates). The
 //! servers and the generator each get their own tokio runtime, so every scenario is
 //! measured the same way and the ratios to the baseline are fair.
 
+pub mod bulk;
 pub mod crm;
 pub mod load;
 pub mod report;
@@ -148,6 +150,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         measured.push((label, target, load::measure(&client, scenario, shape)));
     }
 
+    if !args.json {
+        eprintln!("measuring the device sync ({} devices, single creates then one bulk upsert) …", bulk::DEVICES);
+    }
+    let bulk = client.block_on(bulk::measure(&breadbox)).context("the device sync scenario")?;
+
     drop(client);
     servers.block_on(async {
         for (_, _, server) in limited_servers {
@@ -156,7 +163,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         baseline.stop().await.context("stopping the baseline")?;
         breadbox.server.stop().await.context("stopping Breadbox")
     })?;
-    Ok(Report::new(shape, measured).with_rows(seeded.rows, seeded.deep_page_number))
+    let mut report = Report::new(shape, measured).with_rows(seeded.rows, seeded.deep_page_number);
+    report.bulk = Some(bulk);
+    Ok(report)
 }
 
 /// The CRM reads over the seeded accounts, all with the API key.

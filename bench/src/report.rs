@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::bulk::BulkFigures;
 use crate::load::{LoadShape, Outcome};
 
 /// One measured scenario, with its ratio to the baseline and its target.
@@ -47,6 +48,9 @@ pub struct Report {
     pub seeded_rows: u64,
     /// The number of the deep page compared with page 1.
     pub deep_page: u64,
+    /// The device sync: one bulk upsert against as many single creates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkFigures>,
 }
 
 impl Report {
@@ -80,6 +84,7 @@ impl Report {
             scenarios,
             seeded_rows: 0,
             deep_page: 0,
+            bulk: None,
         }
     }
 
@@ -175,6 +180,19 @@ impl Report {
                     budget * 100.0
                 ));
             }
+        }
+        if let Some(b) = &self.bulk {
+            out.push_str(&format!(
+                "Device sync, {} devices: single creates {:.3}s, one bulk upsert {:.3}s (again, all updated: {:.3}s): \
+                 {:.1}x faster (target ≥ {:.0}x)  {}\n",
+                b.devices,
+                b.single_secs,
+                b.bulk_secs,
+                b.bulk_update_secs,
+                b.ratio,
+                b.target,
+                if b.pass { "PASS" } else { "FAIL" }
+            ));
         }
         for row in self.scenarios.iter().filter(|row| row.errors > 0) {
             out.push_str(&format!("\n{} had {} errors; first ones:\n", row.label, row.errors));

@@ -362,21 +362,21 @@ pub async fn sweep_expiring(crm: &Crm, now_ms: i64) -> Result<u64, DomainError> 
         return Ok(0);
     };
     let mut emitted = 0;
-    for (tenant, record) in repo::contracts::ending_between(crm.pool(), &from, &to).await? {
+    for (tenant, record) in repo::contract_expiry::ending_between(crm.pool(), &from, &to).await? {
         let contract = Contract::from(record);
         let Some(end) = contract.end_date.as_deref().and_then(parse_date) else {
             continue;
         };
         let days_left = (end - today).whole_days();
         let end_date = end.format(&format).unwrap_or_default();
-        let sent = repo::contracts::notices_sent(crm.pool(), &contract.id, &end_date).await?;
+        let sent = repo::contract_expiry::notices_sent(crm.pool(), &contract.id, &end_date).await?;
         let due: Vec<i64> = EXPIRY_THRESHOLDS.iter().copied().filter(|t| days_left <= *t && !sent.contains(t)).collect();
         if due.is_empty() {
             continue;
         }
         let detail = get(crm, &tenant, &contract.id).await?;
         let event = Event::of(EventType::ContractExpiringSoon, &detail);
-        if repo::contracts::record_notices(crm.pool(), &tenant, &contract.id, &due, &end_date, &event).await? {
+        if repo::contract_expiry::record_notices(crm.pool(), &tenant, &contract.id, &due, &end_date, &event).await? {
             emitted += 1;
         }
     }

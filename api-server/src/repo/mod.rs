@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod contacts;
+pub mod contract_expiry;
 pub mod contracts;
 pub mod deals;
 pub mod devices;
