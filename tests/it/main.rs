@@ -4,11 +4,14 @@
 mod accounts;
 mod admin;
 mod authn;
+mod compliance;
 mod contacts;
 mod crm;
 mod deals;
 mod jwt;
+mod leads;
 mod limits;
+mod onboarding;
 mod ops;
 mod spec;
 mod token;

@@ -2,9 +2,12 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod compliance;
 pub mod contacts;
 pub mod deals;
+pub mod leads;
 pub mod me;
+pub mod onboarding;
 pub mod paging;
 pub mod security;
 pub mod wire;
@@ -24,13 +27,37 @@ pub enum ApiTags {
     Contacts,
     /// The sales pipeline: stages, history, won/lost outcomes.
     Deals,
+    /// Prospective clients and their ICP scores.
+    Leads,
+    /// Compliance items per account and framework, and each framework's status.
+    Compliance,
+    /// Onboarding projects of new accounts and their milestones.
+    Onboarding,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
+pub type Apis = (
+    me::MeApi,
+    admin::AdminApi,
+    accounts::AccountsApi,
+    contacts::ContactsApi,
+    deals::DealsApi,
+    leads::LeadsApi,
+    compliance::ComplianceApi,
+    onboarding::OnboardingApi,
+);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
+    (
+        me::MeApi,
+        admin::AdminApi,
+        accounts::AccountsApi,
+        contacts::ContactsApi,
+        deals::DealsApi,
+        leads::LeadsApi,
+        compliance::ComplianceApi,
+        onboarding::OnboardingApi,
+    )
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";

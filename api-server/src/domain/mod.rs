@@ -54,9 +54,13 @@ macro_rules! versioned {
 }
 
 pub mod accounts;
+pub mod compliance;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod icp;
+pub mod leads;
+pub mod onboarding;
 pub mod paging;
 pub mod validate;
 

@@ -3,9 +3,12 @@
 //! query of a CRM table names the caller's `org_id` and `env`.
 
 pub mod accounts;
+pub mod compliance;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod leads;
+pub mod onboarding;
 pub mod secrets;
 
 use sqlx::AnyPool;
