@@ -172,8 +172,26 @@ async fn onboarding_endpoints_require_their_scopes_and_stay_in_their_partition(a
     assert_eq!(ours["data"]["milestonesCompleted"], 1, "only the scope matrix's completion counted");
 }
 
+async fn concurrent_completions_all_count(app: &mut TestApp) {
+    let acme = account(app, "Acme").await;
+    let p = project(app, &acme, &["A", "B", "C", "D", "E", "F"]).await;
+    let mut calls = Vec::new();
+    for m in milestone_ids(&p).into_iter().chain(milestone_ids(&p)) {
+        let (http, key) = (app.http.clone(), app.admin_key.clone());
+        let url = app.url(&format!("{ADMIN_PROJECTS}/{}/milestones/{m}/complete", id(&p)));
+        calls.push(tokio::spawn(async move { http.post(&url).header("X-API-Key", &key).send().await.expect("complete").status() }));
+    }
+    for call in calls {
+        assert_eq!(call.await.expect("call"), 200);
+    }
+    let (_, got) = app.get_key(&format!("/api/v1/onboarding/projects/{}", id(&p)), &app.admin_key).await;
+    let data = &got["data"];
+    assert_eq!((data["milestonesCompleted"].as_i64(), data["status"].as_str(), data["progressPercent"].as_i64()), (Some(6), Some("COMPLETED"), Some(100)));
+}
+
 both_backends!(
     completing_milestones_moves_the_project_along,
+    concurrent_completions_all_count,
     onboarding_projects_list_with_filters_and_progress,
     onboarding_validation_reports_every_failing_field,
     onboarding_endpoints_require_their_scopes_and_stay_in_their_partition,
