@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod authn;
+mod compliance;
 mod contacts;
 mod contracts;
 mod crm;
@@ -12,7 +13,9 @@ mod device_bulk;
 mod devices;
 mod health;
 mod jwt;
+mod leads;
 mod limits;
+mod onboarding;
 mod ops;
 mod reconciliation;
 mod spec;

@@ -54,6 +54,7 @@ macro_rules! versioned {
 }
 
 pub mod accounts;
+pub mod compliance;
 pub mod contacts;
 pub mod contracts;
 pub mod deals;
@@ -61,7 +62,10 @@ pub mod device_bulk;
 pub mod devices;
 pub mod events;
 pub mod health;
+pub mod icp;
+pub mod leads;
 pub mod mrr;
+pub mod onboarding;
 pub mod paging;
 pub mod reconciliation;
 pub mod service_lines;

@@ -3,6 +3,7 @@
 //! query of a CRM table names the caller's `org_id` and `env`.
 
 pub mod accounts;
+pub mod compliance;
 pub mod contacts;
 pub mod contract_expiry;
 pub mod contracts;
@@ -10,6 +11,8 @@ pub mod deals;
 pub mod devices;
 pub mod events;
 pub mod health;
+pub mod leads;
+pub mod onboarding;
 pub mod reconciliation;
 pub mod secrets;
 pub mod touchpoints;
