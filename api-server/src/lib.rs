@@ -2,12 +2,14 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod middleware;
 pub mod ops;
 pub mod repo;

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod contacts;
 pub mod deals;
 pub mod me;
@@ -24,13 +25,15 @@ pub enum ApiTags {
     Contacts,
     /// The sales pipeline: stages, history, won/lost outcomes.
     Deals,
+    /// Every API call made in your organization, as recorded.
+    Audit,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
+pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi, audit::AuditApi);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
+    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi, audit::AuditApi)
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";

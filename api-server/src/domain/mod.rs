@@ -54,6 +54,7 @@ macro_rules! versioned {
 }
 
 pub mod accounts;
+pub mod audit;
 pub mod contacts;
 pub mod deals;
 pub mod events;

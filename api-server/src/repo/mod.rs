@@ -3,9 +3,11 @@
 //! query of a CRM table names the caller's `org_id` and `env`.
 
 pub mod accounts;
+pub mod audit;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod idempotency;
 pub mod secrets;
 
 use sqlx::AnyPool;
