@@ -84,10 +84,11 @@ impl Application {
 pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
+    let templates = Arc::new(crate::api::route_templates(&spec));
     let docs = api.swagger_ui();
     let route = Route::new().nest("/", api).at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
     let route = crate::ops::attach(breadbox_auth::http::attach(route));
-    let observe = Observe::new(service.clone(), audit);
+    let observe = Observe::new(service.clone(), audit, templates);
     let idempotency = Idempotency::new(service.clone());
     route
         .data(service)

@@ -35,7 +35,7 @@ pub struct Entry {
     pub env: Option<Environment>,
     pub credential_id: Option<String>,
     pub method: String,
-    /// The route template (`/api/v1/deals/:id`), or the path when no route matched.
+    /// The route as in the spec (`/api/v1/deals/{id}`), or the path when no route matched.
     pub route: String,
     pub status: u16,
     pub latency_us: i64,

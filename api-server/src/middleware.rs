@@ -23,18 +23,21 @@ use crate::request_id::{self, current_request_id, new_request_id};
 pub struct Observe {
     service: Arc<AuthService>,
     audit: AuditLog,
+    templates: Arc<HashMap<String, String>>,
 }
 
 impl Observe {
-    pub fn new(service: Arc<AuthService>, audit: AuditLog) -> Observe {
-        Observe { service, audit }
+    /// `templates`: the spec's route of each operation by method and poem's pattern
+    /// (`crate::api::route_templates`).
+    pub fn new(service: Arc<AuthService>, audit: AuditLog, templates: Arc<HashMap<String, String>>) -> Observe {
+        Observe { service, audit, templates }
     }
 }
 
 impl<E: Endpoint> Middleware<E> for Observe {
     type Output = ObserveEndpoint<E>;
     fn transform(&self, inner: E) -> Self::Output {
-        ObserveEndpoint { inner, service: self.service.clone(), audit: self.audit.clone() }
+        ObserveEndpoint { inner, service: self.service.clone(), audit: self.audit.clone(), templates: self.templates.clone() }
     }
 }
 
@@ -42,6 +45,7 @@ pub struct ObserveEndpoint<E> {
     inner: E,
     service: Arc<AuthService>,
     audit: AuditLog,
+    templates: Arc<HashMap<String, String>>,
 }
 
 /// A 429 from the per-IP buckets: the OAuth error shape on the OAuth endpoints, the
@@ -171,6 +175,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let route = route_label(&response, &path);
         let elapsed = started.elapsed();
         if path.starts_with("/api/v1/") {
+            let mut caller = caller;
+            if let Some(template) = caller.route.as_ref().and_then(|r| self.templates.get(&format!("{method} {r}"))) {
+                caller.route = Some(template.clone());
+            }
             self.audit.record(audit_entry(caller, &id, arrived_ms, method.as_str(), &path, route, status, elapsed, ip));
         }
         let elapsed = elapsed.as_secs_f64();

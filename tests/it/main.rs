@@ -3,10 +3,12 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod authn;
 mod contacts;
 mod crm;
 mod deals;
+mod idempotency;
 mod jwt;
 mod limits;
 mod ops;

@@ -32,7 +32,7 @@ pub struct AuditEntry {
     /// The API key (`key_…`) or OAuth client (`cli_…`) that made the call.
     pub credential_id: String,
     pub method: String,
-    /// The route template that answered, e.g. `/api/v1/deals/:id`.
+    /// The route that answered, as in this document, e.g. `/api/v1/deals/{id}`.
     pub route: String,
     /// The HTTP status of the response, refusals (403, 404, 429…) included.
     pub status: u16,
@@ -51,7 +51,7 @@ impl Example for AuditEntry {
             request_id: "req_8fK2mQ9vLx3pR8sTbC1d".into(),
             credential_id: "key_7Yc2mQ9vLx3pR8sT".into(),
             method: "PATCH".into(),
-            route: "/api/v1/deals/:id".into(),
+            route: "/api/v1/deals/{id}".into(),
             status: 200,
             latency_ms: 4.182,
             client_ip: Some("203.0.113.7".into()),

@@ -56,6 +56,34 @@ pub fn spec_of(service: &OpenApiService<Apis, ()>) -> String {
     with_rate_limit_classes(&service.spec())
 }
 
+/// The route templates of the spec (`/api/v1/deals/{id}`) by method and poem's route
+/// pattern of the same operation (`GET /api/v1/deals/:param0`), for the audit log.
+pub fn route_templates(spec: &str) -> std::collections::HashMap<String, String> {
+    let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let mut templates = std::collections::HashMap::new();
+    for (path, item) in parsed["paths"].as_object().into_iter().flatten() {
+        let mut pattern = String::with_capacity(path.len());
+        let mut params = 0;
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    pattern.push_str(&format!(":param{params}"));
+                    params += 1;
+                    in_param = true;
+                }
+                '}' => in_param = false,
+                c if !in_param => pattern.push(c),
+                _ => {}
+            }
+        }
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m.to_uppercase()) {
+            templates.insert(format!("{method} {pattern}"), path.clone());
+        }
+    }
+    templates
+}
+
 /// Adds `"x-rate-limit-class"` after each operation's `"operationId"` line of a
 /// pretty-printed document, keeping its field order (a `serde_json::Value` would sort).
 fn with_rate_limit_classes(spec: &str) -> String {
