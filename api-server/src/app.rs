@@ -12,6 +12,8 @@ use breadbox_auth::app::shutdown_signal;
 use breadbox_auth::AuthService;
 
 use crate::api::{openapi_service, SPEC_PATH};
+use crate::audit::AuditLog;
+use crate::idempotency::Idempotency;
 use crate::config::ServeArgs;
 use crate::domain::Crm;
 use crate::middleware::{panic_response, Observe};
@@ -54,14 +56,19 @@ impl Application {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = self.service.spawn_background(stop_rx);
-        let endpoint = routes(self.service.clone(), self.crm.clone());
+        let background = self.service.spawn_background(stop_rx.clone());
+        let (audit, audit_writer) = crate::audit::channel(self.service.db().pool().clone());
+        let audit_writer = audit_writer.spawn(stop_rx.clone());
+        let expiry = crate::idempotency::spawn_expiry(self.service.db().pool().clone(), stop_rx);
+        let endpoint = routes(self.service.clone(), self.crm.clone(), audit);
         tracing::info!(port = self.port, issuer = self.service.issuer(), "breadbox listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, stop, Some(Duration::from_secs(10)))
             .await?;
         let _ = stop_tx.send(true);
         let _ = background.await;
+        let _ = audit_writer.await;
+        let _ = expiry.await;
         self.service.db().close().await;
         tracing::info!("breadbox stopped");
         Ok(())
@@ -73,18 +80,21 @@ impl Application {
     }
 }
 
-/// Every route of the all-in-one server.
-pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>) -> impl poem::Endpoint<Output = Response> {
+/// Every route of the all-in-one server; `audit` receives an entry per API call.
+pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
+    let templates = Arc::new(crate::api::route_templates(&spec));
     let docs = api.swagger_ui();
     let route = Route::new().nest("/", api).at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
     let route = crate::ops::attach(breadbox_auth::http::attach(route));
-    let observe = Observe::new(service.clone());
+    let observe = Observe::new(service.clone(), audit, templates);
+    let idempotency = Idempotency::new(service.clone());
     route
         .data(service)
         .data(crm)
         .with(CatchPanic::new().with_handler(panic_response))
+        .with(idempotency)
         .with(observe)
 }
 

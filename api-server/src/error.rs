@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// Not in the product's table, which has no row for 409: see README "Decisions".
+    Conflict,
     /// Not in the product's table, which has no row for 412: see README "Decisions".
     PreconditionFailed,
     ValidationError,
@@ -34,6 +36,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -49,6 +52,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::ValidationError => "validation_error",
             ErrorCode::RateLimited => "rate_limited",
@@ -63,6 +67,7 @@ impl ErrorCode {
             403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
             405 => ErrorCode::MethodNotAllowed,
+            409 => ErrorCode::Conflict,
             412 => ErrorCode::PreconditionFailed,
             422 => ErrorCode::ValidationError,
             429 => ErrorCode::RateLimited,
@@ -121,6 +126,10 @@ pub enum ApiError {
     /// No such record in the caller's organization and environment.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// A request with the same `Idempotency-Key` is still being answered (POST only);
+    /// retry later.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// `If-Match` named a version of the record that is no longer current (updates only).
     #[oai(status = 412)]
     PreconditionFailed(Json<ErrorBody>),
@@ -149,6 +158,7 @@ impl ApiError {
             ErrorCode::Unauthorized => ApiError::Unauthorized(body),
             ErrorCode::Forbidden => ApiError::Forbidden(body),
             ErrorCode::NotFound => ApiError::NotFound(body),
+            ErrorCode::Conflict => ApiError::Conflict(body),
             ErrorCode::PreconditionFailed => ApiError::PreconditionFailed(body),
             ErrorCode::ValidationError => ApiError::Validation(body),
             ErrorCode::RateLimited => ApiError::RateLimited(body),
@@ -195,6 +205,7 @@ impl ApiError {
             | ApiError::Unauthorized(b)
             | ApiError::Forbidden(b)
             | ApiError::NotFound(b)
+            | ApiError::Conflict(b)
             | ApiError::PreconditionFailed(b)
             | ApiError::Validation(b)
             | ApiError::RateLimited(b)

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod middleware;
 pub mod ops;
 pub mod repo;

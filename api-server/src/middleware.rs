@@ -1,6 +1,7 @@
 //! The outermost layer of every request: a request id, the per-IP rate limits (before
 //! any other work), the error envelope for failures raised outside handlers (unknown
-//! route, wrong method, panics), the rate-limit headers, and metrics.
+//! route, wrong method, panics), the rate-limit headers, metrics, and the audit log
+//! entry of every call under `/api/v1`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,30 +15,37 @@ use tracing::Instrument;
 use breadbox_auth::limits::Refusal;
 use breadbox_auth::AuthService;
 
+use crate::audit::{AuditLog, Caller, Entry};
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Rejected};
 use crate::request_id::{self, current_request_id, new_request_id};
 
-/// Request id + rate limits + envelope + metrics.
+/// Request id + rate limits + envelope + metrics + audit log.
 pub struct Observe {
     service: Arc<AuthService>,
+    audit: AuditLog,
+    templates: Arc<HashMap<String, String>>,
 }
 
 impl Observe {
-    pub fn new(service: Arc<AuthService>) -> Observe {
-        Observe { service }
+    /// `templates`: the spec's route of each operation by method and poem's pattern
+    /// (`crate::api::route_templates`).
+    pub fn new(service: Arc<AuthService>, audit: AuditLog, templates: Arc<HashMap<String, String>>) -> Observe {
+        Observe { service, audit, templates }
     }
 }
 
 impl<E: Endpoint> Middleware<E> for Observe {
     type Output = ObserveEndpoint<E>;
     fn transform(&self, inner: E) -> Self::Output {
-        ObserveEndpoint { inner, service: self.service.clone() }
+        ObserveEndpoint { inner, service: self.service.clone(), audit: self.audit.clone(), templates: self.templates.clone() }
     }
 }
 
 pub struct ObserveEndpoint<E> {
     inner: E,
     service: Arc<AuthService>,
+    audit: AuditLog,
+    templates: Arc<HashMap<String, String>>,
 }
 
 /// A 429 from the per-IP buckets: the OAuth error shape on the OAuth endpoints, the
@@ -65,7 +73,8 @@ pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::builder().status(code.status()).content_type("application/json; charset=utf-8").body(json)
 }
 
-fn envelope_for(err: poem::Error, method: &str, path: &str) -> Response {
+/// The envelope response of an error raised anywhere below the middleware.
+pub(crate) fn envelope_for(err: poem::Error, method: &str, path: &str) -> Response {
     if err.is_from_response() {
         // An `ApiError` a handler returned: already an envelope.
         return err.into_response();
@@ -139,6 +148,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let started = Instant::now();
+        let arrived_ms = breadbox_auth::db::now_ms();
         let id = new_request_id();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -152,10 +162,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 Err(err) => envelope_for(err, method_ref.as_str(), path_ref),
             }
         };
-        let outcome = request_id::scope(
+        let (outcome, caller) = crate::audit::scope(request_id::scope(
             id.clone(),
             limits.serve(ip, |refusal| refused(path_ref, refusal), inner).instrument(span),
-        )
+        ))
         .await;
         let mut response = outcome;
         if let Ok(value) = HeaderValue::from_str(&id) {
@@ -163,10 +173,60 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         }
         let status = response.status().as_u16();
         let route = route_label(&response, &path);
-        let elapsed = started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed();
+        if path.starts_with("/api/v1/") {
+            let mut caller = caller;
+            if let Some(template) = caller.route.as_ref().and_then(|r| self.templates.get(&format!("{method} {r}"))) {
+                caller.route = Some(template.clone());
+            }
+            self.audit.record(audit_entry(caller, &id, arrived_ms, method.as_str(), &path, route, status, elapsed, ip));
+        }
+        let elapsed = elapsed.as_secs_f64();
         ROUTE_METRICS.record(route, status, elapsed);
         tracing::debug!(request_id = %id, %method, %path, status, elapsed_ms = elapsed * 1000.0, "request");
         Ok(response)
+    }
+}
+
+/// Longest path kept in the audit log for a request that matched no route.
+const MAX_UNMATCHED_PATH: usize = 256;
+
+/// The audit entry of an answered request.
+#[allow(clippy::too_many_arguments)]
+fn audit_entry(
+    caller: Caller,
+    request_id: &str,
+    arrived_ms: i64,
+    method: &str,
+    path: &str,
+    label: &'static str,
+    status: u16,
+    elapsed: std::time::Duration,
+    ip: Option<std::net::IpAddr>,
+) -> Entry {
+    let route = caller.route.unwrap_or_else(|| {
+        if label == "unmatched" || !label.starts_with('/') {
+            let mut end = path.len().min(MAX_UNMATCHED_PATH);
+            while !path.is_char_boundary(end) {
+                end -= 1;
+            }
+            path[..end].to_owned()
+        } else {
+            label.to_owned()
+        }
+    });
+    Entry {
+        id: breadbox_auth::secret::new_id("aud"),
+        created_at: arrived_ms,
+        request_id: request_id.to_owned(),
+        org_id: caller.org_id,
+        env: caller.env,
+        credential_id: caller.credential_id,
+        method: method.to_owned(),
+        route,
+        status,
+        latency_us: i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX),
+        client_ip: ip.map(|ip| ip.to_string()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod authn;
 mod compliance;
 mod contacts;
@@ -12,6 +13,7 @@ mod deals;
 mod device_bulk;
 mod devices;
 mod health;
+mod idempotency;
 mod jwt;
 mod leads;
 mod limits;

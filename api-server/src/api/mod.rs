@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod compliance;
 pub mod contacts;
 pub mod contract_admin;
@@ -53,10 +54,12 @@ pub enum ApiTags {
     Compliance,
     /// Onboarding projects of new accounts and their milestones.
     Onboarding,
+    /// Every API call made in your organization, as recorded.
+    Audit,
 }
 
 /// The platform's own operations: the caller, credentials, and operator writes.
-type PlatformApis = (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi);
+type PlatformApis = (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi, audit::AuditApi);
 /// The CRM records an integration syncs.
 type CrmApis = (
     accounts::AccountsApi,
@@ -83,7 +86,7 @@ pub type Apis = (PlatformApis, CrmApis, InsightApis);
 
 pub fn apis() -> Apis {
     (
-        (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi),
+        (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi, audit::AuditApi),
         (
             accounts::AccountsApi,
             contacts::ContactsApi,
@@ -116,6 +119,34 @@ pub fn spec_json() -> String {
 /// `x-rate-limit-class`: the class the limiter applies, from the same function.
 pub fn spec_of(service: &OpenApiService<Apis, ()>) -> String {
     with_rate_limit_classes(&service.spec())
+}
+
+/// The route templates of the spec (`/api/v1/deals/{id}`) by method and poem's route
+/// pattern of the same operation (`GET /api/v1/deals/:param0`), for the audit log.
+pub fn route_templates(spec: &str) -> std::collections::HashMap<String, String> {
+    let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let mut templates = std::collections::HashMap::new();
+    for (path, item) in parsed["paths"].as_object().into_iter().flatten() {
+        let mut pattern = String::with_capacity(path.len());
+        let mut params = 0;
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    pattern.push_str(&format!(":param{params}"));
+                    params += 1;
+                    in_param = true;
+                }
+                '}' => in_param = false,
+                c if !in_param => pattern.push(c),
+                _ => {}
+            }
+        }
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m.to_uppercase()) {
+            templates.insert(format!("{method} {pattern}"), path.clone());
+        }
+    }
+    templates
 }
 
 /// Adds `"x-rate-limit-class"` after each operation's `"operationId"` line of a

@@ -6,6 +6,8 @@
 //! Right after authentication it passes the caller's rate-limit buckets (credential,
 //! endpoint class, organization); a failed authentication counts against the
 //! client IP. The decision reaches the response headers through `limits::context`.
+//! The route and the caller are noted for the audit log (`crate::audit`), so that
+//! refusals after authentication (403, 429) are attributed too.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -207,9 +209,15 @@ impl<'a, R: Requirement> ApiExtractor<'a> for Auth<R> {
         let service = request
             .data::<Arc<AuthService>>()
             .ok_or_else(|| Rejected::error(ApiError::internal(&"authentication service missing")))?;
+        if let Some(pattern) = request.data::<PathPattern>() {
+            crate::audit::note_route(&pattern.0);
+        }
         let limits = service.limits();
         let principal = match service.authenticate(request.headers()).await {
-            Ok(principal) => principal,
+            Ok(principal) => {
+                crate::audit::note_principal(&principal);
+                principal
+            }
             Err(err @ AuthError::Unauthorized { .. }) => {
                 limits.note_auth_failure().await.map_err(|r| Rejected::error(ApiError::rate_limited(&r)))?;
                 return Err(Rejected::error(err.into()));

@@ -54,6 +54,7 @@ macro_rules! versioned {
 }
 
 pub mod accounts;
+pub mod audit;
 pub mod compliance;
 pub mod contacts;
 pub mod contracts;

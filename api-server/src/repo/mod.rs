@@ -3,6 +3,7 @@
 //! query of a CRM table names the caller's `org_id` and `env`.
 
 pub mod accounts;
+pub mod audit;
 pub mod compliance;
 pub mod contacts;
 pub mod contract_expiry;
@@ -11,6 +12,7 @@ pub mod deals;
 pub mod devices;
 pub mod events;
 pub mod health;
+pub mod idempotency;
 pub mod leads;
 pub mod onboarding;
 pub mod reconciliation;
