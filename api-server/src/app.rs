@@ -15,12 +15,15 @@ use crate::api::{openapi_service, SPEC_PATH};
 use crate::config::ServeArgs;
 use crate::domain::Crm;
 use crate::middleware::{panic_response, Observe};
+use crate::webhooks::scheduler::sweeps;
+use crate::webhooks::WebhookConfig;
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     service: Arc<AuthService>,
     crm: Arc<Crm>,
+    webhooks: WebhookConfig,
     acceptor: BoxAcceptor,
 }
 
@@ -37,7 +40,7 @@ impl Application {
         let service = AuthService::start(config.common.auth.clone(), default_issuer).await?;
         let crm = Arc::new(Crm::load(service.db().clone()).await?);
         crate::ops::metrics_handle();
-        Ok(Application { port, service, crm, acceptor: acceptor.boxed() })
+        Ok(Application { port, service, crm, webhooks: config.webhooks, acceptor: acceptor.boxed() })
     }
 
     pub fn port(&self) -> u16 {
@@ -54,14 +57,18 @@ impl Application {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = self.service.spawn_background(stop_rx);
-        let endpoint = routes(self.service.clone(), self.crm.clone());
+        let background = self.service.spawn_background(stop_rx.clone());
+        let webhooks = crate::webhooks::spawn(self.crm.clone(), self.webhooks.clone(), sweeps(), stop_rx);
+        let endpoint = routes(self.service.clone(), self.crm.clone()).data(self.webhooks.targets());
         tracing::info!(port = self.port, issuer = self.service.issuer(), "breadbox listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, stop, Some(Duration::from_secs(10)))
             .await?;
         let _ = stop_tx.send(true);
         let _ = background.await;
+        for task in webhooks {
+            let _ = task.await;
+        }
         self.service.db().close().await;
         tracing::info!("breadbox stopped");
         Ok(())

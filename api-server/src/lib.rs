@@ -13,6 +13,7 @@ pub mod ops;
 pub mod repo;
 pub mod request_id;
 pub mod time;
+pub mod webhooks;
 
 pub use app::Application;
 
@@ -44,6 +45,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::SigningKey(args) => {
             init_logging(args.common.log_format);
             cli::signing_key(args.command, args.common).await
+        }
+        Command::Webhook(args) => {
+            init_logging(args.common.log_format);
+            cli::webhook(args.command, args.common).await
         }
         Command::Openapi => {
             println!("{}", api::spec_json());

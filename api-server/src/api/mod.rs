@@ -7,6 +7,7 @@ pub mod deals;
 pub mod me;
 pub mod paging;
 pub mod security;
+pub mod webhooks;
 pub mod wire;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -24,13 +25,15 @@ pub enum ApiTags {
     Contacts,
     /// The sales pipeline: stages, history, won/lost outcomes.
     Deals,
+    /// Where events are sent, signed; deliveries and their attempts.
+    Webhooks,
 }
 
 /// Every API of the service, in spec order.
-pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi);
+pub type Apis = (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi, webhooks::WebhooksApi);
 
 pub fn apis() -> Apis {
-    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi)
+    (me::MeApi, admin::AdminApi, accounts::AccountsApi, contacts::ContactsApi, deals::DealsApi, webhooks::WebhooksApi)
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";

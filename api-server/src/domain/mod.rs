@@ -85,6 +85,10 @@ impl Crm {
         self.db.pool()
     }
 
+    pub fn backend(&self) -> breadbox_auth::db::Backend {
+        self.db.backend()
+    }
+
     pub fn cursors(&self) -> &CursorKey {
         &self.cursors
     }
