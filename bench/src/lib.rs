@@ -3,6 +3,7 @@
 //! servers and the generator each get their own tokio runtime, so every scenario is
 //! measured the same way and the ratios to the baseline are fair.
 
+pub mod crm;
 pub mod load;
 pub mod report;
 pub mod servers;
@@ -55,6 +56,11 @@ pub struct BenchArgs {
     /// Worker threads of the load generator's runtime.
     #[arg(long, env = "BREADBOX_BENCH_CLIENT_THREADS", default_value_t = 2)]
     pub client_threads: usize,
+
+    /// Accounts seeded for the list scenarios (at least 200): page 1 is compared with the
+    /// last page, page 10,000 with the default.
+    #[arg(long, env = "BREADBOX_BENCH_ROWS", default_value_t = 1_000_000)]
+    pub rows: u64,
 
     /// Print the results as JSON.
     #[arg(long)]
@@ -112,6 +118,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let baseline = servers.block_on(servers::start_baseline()).context("starting the baseline")?;
     let breadbox = servers.block_on(servers::start_breadbox(data_dir.path().join("off"), &Limits::Off))?;
     let jwt = client.block_on(fetch_token(&breadbox))?;
+    if !args.json {
+        eprintln!("seeding {} accounts …", args.rows);
+    }
+    let seeded = servers.block_on(crm::seed_accounts(&breadbox.service, &breadbox.org_id, args.rows))?;
+    client.block_on(check_deep_page(&breadbox, &seeded))?;
     let mut limited = vec![("limits_memory", "GET /api/v1/me (X-API-Key), limits in process", Limits::InProcess)];
     if !args.redis_url.is_empty() {
         limited.push(("limits_redis", "GET /api/v1/me (X-API-Key), limits in Redis", Limits::Redis(args.redis_url.clone())));
@@ -123,6 +134,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     }
 
     let mut plan = scenarios(baseline.addr, &breadbox, &jwt)?;
+    plan.extend(crm_scenarios(&breadbox, &seeded)?);
     for (id, label, server) in &limited_servers {
         let key = HeaderValue::from_str(&server.api_key).context("the API key is not a valid header value")?;
         let scenario = Scenario::get(id, server.server.addr, ME_PATH).header(HeaderName::from_static("x-api-key"), key);
@@ -144,7 +156,34 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         baseline.stop().await.context("stopping the baseline")?;
         breadbox.server.stop().await.context("stopping Breadbox")
     })?;
-    Ok(Report::new(shape, measured))
+    Ok(Report::new(shape, measured).with_rows(seeded.rows, seeded.deep_page_number))
+}
+
+/// The CRM reads over the seeded accounts, all with the API key.
+fn crm_scenarios(breadbox: &Breadbox, seeded: &crm::Seeded) -> anyhow::Result<Vec<(&'static str, Option<f64>, Scenario)>> {
+    let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
+    let addr = breadbox.server.addr;
+    let with_key = |id: &'static str, path: &str| Scenario::get(id, addr, path).header(HeaderName::from_static("x-api-key"), key.clone());
+    Ok(vec![
+        ("GET /api/v1/accounts/{id}", Some(crm::DETAIL_TARGET), with_key("detail", &seeded.detail)),
+        ("GET /api/v1/accounts, page 1", None, with_key("page_first", &seeded.first_page)),
+        ("GET /api/v1/accounts, deep page", None, with_key("page_deep", &seeded.deep_page)),
+    ])
+}
+
+/// The deep page must be the table's last full page, or the comparison means nothing.
+async fn check_deep_page(breadbox: &Breadbox, seeded: &crm::Seeded) -> anyhow::Result<()> {
+    let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
+    let scenario = Scenario::get("check", breadbox.server.addr, &seeded.deep_page).header(HeaderName::from_static("x-api-key"), key);
+    let mut sender = load::connect(scenario.addr).await.context("connecting to Breadbox")?;
+    let (status, body) = load::exchange(&mut sender, &scenario).await.context("reading the deep page")?;
+    let body: serde_json::Value = serde_json::from_slice(&body).context("the page is not JSON")?;
+    let items = body["data"].as_array().map_or(0, Vec::len) as u64;
+    let expected = crm::account_id(seeded.rows - crm::PAGE);
+    if status != 200 || items != crm::PAGE || body["data"][0]["id"] != expected.as_str() {
+        anyhow::bail!("page {} is not the last {} accounts: {status} {body}", seeded.deep_page_number, crm::PAGE);
+    }
+    Ok(())
 }
 
 /// The scenarios in report order, the baseline first, with their labels and targets.

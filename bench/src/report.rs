@@ -43,6 +43,10 @@ pub struct Report {
     pub duration_secs: f64,
     /// The baseline first, then the Breadbox scenarios.
     pub scenarios: Vec<Row>,
+    /// Accounts in the table the list scenarios page through.
+    pub seeded_rows: u64,
+    /// The number of the deep page compared with page 1.
+    pub deep_page: u64,
 }
 
 impl Report {
@@ -74,14 +78,33 @@ impl Report {
             warmup_secs: shape.warmup.as_secs_f64(),
             duration_secs: shape.duration.as_secs_f64(),
             scenarios,
+            seeded_rows: 0,
+            deep_page: 0,
         }
+    }
+
+    /// Records the size of the paged table and which page was the deep one.
+    pub fn with_rows(mut self, rows: u64, deep_page: u64) -> Report {
+        self.seeded_rows = rows;
+        self.deep_page = deep_page;
+        self
+    }
+
+    fn rate(&self, id: &str) -> Option<f64> {
+        self.scenarios.iter().find(|row| row.id == id).map(|row| row.requests_per_sec)
+    }
+
+    /// How many times a request for the deep page costs a request for page 1
+    /// (1.0 = the same).
+    pub fn deep_page_cost(&self) -> Option<f64> {
+        let (first, deep) = (self.rate("page_first")?, self.rate("page_deep")?);
+        (deep > 0.0).then(|| first / deep)
     }
 
     /// The throughput the limiter scenario `id` loses against the same request with
     /// limits off (0.05 = 5 % fewer requests per second).
     pub fn limiter_cost(&self, id: &str) -> Option<f64> {
-        let rate = |id: &str| self.scenarios.iter().find(|row| row.id == id).map(|row| row.requests_per_sec);
-        let (off, on) = (rate("me_api_key")?, rate(id)?);
+        let (off, on) = (self.rate("me_api_key")?, self.rate(id)?);
         (off > 0.0).then(|| 1.0 - on / off)
     }
 
@@ -109,7 +132,7 @@ impl Report {
             self.connections, self.warmup_secs, self.duration_secs
         );
         out.push_str(&format!(
-            "{:<28} {:>10} {:>9} {:>9} {:>7} {:>9} {:>7}  {}\n",
+            "{:<46} {:>10} {:>9} {:>9} {:>7} {:>9} {:>7}  {}\n",
             "scenario", "req/s", "p50 ms", "p99 ms", "errors", "vs base", "target", "result"
         ));
         for row in &self.scenarios {
@@ -121,7 +144,7 @@ impl Report {
                 (None, _) => "-",
             };
             out.push_str(&format!(
-                "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>8.1}% {:>7}  {}\n",
+                "{:<46} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>8.1}% {:>7}  {}\n",
                 row.label,
                 row.requests_per_sec,
                 row.p50_ms,
@@ -132,7 +155,17 @@ impl Report {
                 result
             ));
         }
-        out.push_str("\nTargets: token endpoint ≥ 30% of the baseline's req/s; /me ≥ 60%.\n");
+        out.push_str("\nTargets: token endpoint ≥ 30% of the baseline's req/s; /me ≥ 60%; detail GET ≥ 50%.\n");
+        if let Some(cost) = self.deep_page_cost() {
+            let verdict = if cost <= crate::crm::DEEP_PAGE_BUDGET { "PASS" } else { "FAIL" };
+            out.push_str(&format!(
+                "Page {} of {} accounts costs {:.2}× page 1 (target ≤ {:.1}×)  {verdict}\n",
+                self.deep_page,
+                self.seeded_rows,
+                cost,
+                crate::crm::DEEP_PAGE_BUDGET
+            ));
+        }
         for (id, name, budget) in [("limits_memory", "in-process limiter", 0.05), ("limits_redis", "Redis limiter", 0.25)] {
             if let Some(cost) = self.limiter_cost(id) {
                 let verdict = if cost <= budget { "PASS" } else { "FAIL" };

@@ -71,6 +71,10 @@ pub struct Breadbox {
     pub client_secret: String,
     /// A static API key of the same organization.
     pub api_key: String,
+    /// The organization of the client and the key.
+    pub org_id: String,
+    /// The application's auth service (and through it, its database).
+    pub service: std::sync::Arc<breadbox_auth::AuthService>,
 }
 
 /// How the rate limiter of a benchmarked server is set up.
@@ -130,5 +134,7 @@ pub async fn start_breadbox(data_dir: PathBuf, limits: &Limits) -> anyhow::Resul
         client_id: client.id,
         client_secret: secret.expose().to_owned(),
         api_key: key.expose().to_owned(),
+        org_id: org.id,
+        service,
     })
 }

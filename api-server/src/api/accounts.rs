@@ -10,9 +10,10 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
 use super::ApiTags;
 use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
+use crate::domain::events::Wire;
 use crate::domain::{Crm, Tenant, Versioned};
 use crate::envelope::List;
 use crate::error::ApiError;
@@ -105,6 +106,12 @@ impl Example for Account {
             created_at: "2024-05-01T09:30:00Z".into(),
             updated_at: "2024-06-12T14:05:11.204Z".into(),
         }
+    }
+}
+
+impl Wire for domain::Account {
+    fn wire(&self) -> serde_json::Value {
+        to_wire(Account::from(self.clone()))
     }
 }
 

@@ -10,9 +10,10 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
 use super::ApiTags;
 use crate::domain::contacts::{self as domain, ContactChanges, ContactFilter, LinkInput};
+use crate::domain::events::Wire;
 use crate::domain::{Crm, Tenant, Versioned};
 use crate::envelope::List;
 use crate::error::ApiError;
@@ -105,6 +106,12 @@ impl Example for Contact {
             created_at: "2024-05-01T09:31:02Z".into(),
             updated_at: "2024-05-01T09:31:02Z".into(),
         }
+    }
+}
+
+impl Wire for domain::Contact {
+    fn wire(&self) -> serde_json::Value {
+        to_wire(Contact::from(self.clone()))
     }
 }
 

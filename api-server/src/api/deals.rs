@@ -10,9 +10,10 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
 use super::ApiTags;
 use crate::domain::deals::{self as domain, DealChanges, DealDetail, DealFilter};
+use crate::domain::events::Wire;
 use crate::domain::{Crm, Tenant, Versioned};
 use crate::envelope::List;
 use crate::error::ApiError;
@@ -156,6 +157,12 @@ impl From<domain::Deal> for Deal {
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
         }
+    }
+}
+
+impl Wire for DealDetail {
+    fn wire(&self) -> serde_json::Value {
+        to_wire(Deal::from(self.clone()))
     }
 }
 

@@ -224,3 +224,8 @@ mod tests {
         assert!(precondition(Some("\"a\"\"")).is_err());
     }
 }
+
+/// `value` as JSON exactly as the API writes it: the `data` of webhook events.
+pub fn to_wire<T: poem_openapi::types::ToJSON>(value: T) -> serde_json::Value {
+    value.to_json().unwrap_or(serde_json::Value::Null)
+}

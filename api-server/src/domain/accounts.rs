@@ -4,6 +4,7 @@
 use breadbox_auth::db::now_ms;
 use breadbox_auth::secret::new_id;
 
+use super::events::{Event, EventType};
 use super::paging::{Page, PageRequest, Position};
 use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
@@ -189,7 +190,8 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: AccountChanges) -> Resu
     apply(&mut account, changes, &mut v);
     check_primary_contact(crm, tenant, &account, &mut v).await?;
     v.finish(())?;
-    match repo::accounts::insert(crm.pool(), tenant, &account).await {
+    let events = [Event::of(EventType::AccountCreated, &account)];
+    match repo::accounts::insert(crm.pool(), tenant, &account, &events).await {
         Ok(()) => Ok(account),
         Err(err) => Err(domain_taken(crm, tenant, &account, err).await),
     }
@@ -218,7 +220,10 @@ pub async fn update(
             return Ok(current);
         }
         Update::stamp(&current, &mut next);
-        match repo::accounts::update(crm.pool(), tenant, &next, current.version).await {
+        let churned = next.lifecycle == Lifecycle::Churned && current.lifecycle != Lifecycle::Churned;
+        let kind = if churned { EventType::AccountDeleted } else { EventType::AccountUpdated };
+        let events = [Event::of(kind, &next)];
+        match repo::accounts::update(crm.pool(), tenant, &next, current.version, &events).await {
             Ok(true) => return Ok(next),
             Ok(false) => update.retry()?,
             Err(err) => return Err(domain_taken(crm, tenant, &next, err).await),

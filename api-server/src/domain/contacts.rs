@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use breadbox_auth::db::now_ms;
 use breadbox_auth::secret::new_id;
 
+use super::events::{Event, EventType};
 use super::paging::{Page, PageRequest, Position};
 use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
@@ -217,7 +218,8 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: ContactChanges) -> Resu
     check_links(crm, tenant, &contact, &mut v).await?;
     v.finish(())?;
     sort_links(&mut contact.accounts);
-    match repo::contacts::insert(crm.pool(), tenant, &contact).await {
+    let events = [Event::of(EventType::ContactCreated, &contact)];
+    match repo::contacts::insert(crm.pool(), tenant, &contact, &events).await {
         Ok(()) => Ok(contact),
         Err(err) => Err(email_taken(crm, tenant, &contact, err).await),
     }
@@ -248,7 +250,8 @@ pub async fn update(
         }
         Update::stamp(&current, &mut next);
         let links_changed = next.accounts != current.accounts;
-        match repo::contacts::update(crm.pool(), tenant, &next, current.version, links_changed).await {
+        let events = [Event::of(EventType::ContactUpdated, &next)];
+        match repo::contacts::update(crm.pool(), tenant, &next, current.version, links_changed, &events).await {
             Ok(true) => return Ok(next),
             Ok(false) => update.retry()?,
             Err(err) => return Err(email_taken(crm, tenant, &next, err).await),

@@ -5,6 +5,7 @@
 use breadbox_auth::db::now_ms;
 use breadbox_auth::secret::new_id;
 
+use super::events::{Event, EventType};
 use super::paging::{Page, PageRequest, Position};
 use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
@@ -237,9 +238,26 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: DealChanges, actor: &st
     let change = settle(None, &mut deal, reason_sent, actor, 1, &mut v);
     check_account(crm, tenant, &deal, &mut v).await?;
     v.finish(())?;
-    let history: Vec<StageChange> = change.into_iter().collect();
-    repo::deals::insert(crm.pool(), tenant, &deal, &history).await?;
-    Ok(DealDetail { deal, history })
+    let detail = DealDetail { deal, history: change.into_iter().collect() };
+    let events = [Event::of(EventType::DealCreated, &detail)];
+    repo::deals::insert(crm.pool(), tenant, &detail.deal, &detail.history, &events).await?;
+    Ok(detail)
+}
+
+/// The events of an update from `before` to `after`: `deal.stage_changed` for any move
+/// between stages, plus `deal.closed_won`/`deal.closed_lost` when it closes the deal.
+fn events_of_update(before: &Deal, after: &DealDetail) -> Vec<Event> {
+    let stage = after.deal.stage;
+    if stage == before.stage {
+        return Vec::new();
+    }
+    let mut events = vec![Event::of(EventType::DealStageChanged, after)];
+    match stage {
+        Stage::Won => events.push(Event::of(EventType::DealClosedWon, after)),
+        Stage::Lost => events.push(Event::of(EventType::DealClosedLost, after)),
+        _ => {}
+    }
+    events
 }
 
 /// Applies a partial update (a stage change is recorded in the history); a change that
@@ -269,8 +287,11 @@ pub async fn update(
             return with_history(crm, tenant, current).await;
         }
         Update::stamp(&current, &mut next);
-        if repo::deals::update(crm.pool(), tenant, &next, current.version, change.as_ref()).await? {
-            return with_history(crm, tenant, next).await;
+        let mut detail = with_history(crm, tenant, next).await?;
+        detail.history.extend(change.clone());
+        let events = events_of_update(&current, &detail);
+        if repo::deals::update(crm.pool(), tenant, &detail.deal, current.version, change.as_ref(), &events).await? {
+            return Ok(detail);
         }
         update.retry()?;
     }

@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, FromRow};
 
 use crate::domain::accounts::{Account, AccountFilter, Lifecycle, Site};
+use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `accounts`.
 #[derive(Debug, Clone, FromRow)]
@@ -71,7 +73,9 @@ fn sites_json(account: &Account) -> String {
     serde_json::to_string(&sites).unwrap_or_else(|_| "[]".to_owned())
 }
 
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, a: &Account) -> sqlx::Result<()> {
+/// Inserts the account and its events, atomically.
+pub async fn insert(pool: &AnyPool, tenant: &Tenant, a: &Account, events: &[Event]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO accounts (id, org_id, env, name, domain, industry, lifecycle, sites, primary_contact_id, \
          seats, notes, version, created_at, updated_at) \
@@ -91,9 +95,10 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, a: &Account) -> sqlx::Resul
     .bind(a.version)
     .bind(a.created_at)
     .bind(a.updated_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    repo::events::insert(&mut tx, tenant, events).await?;
+    tx.commit().await
 }
 
 pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<AccountRecord>> {
@@ -149,8 +154,10 @@ pub async fn list(
     .await
 }
 
-/// Writes `a` if the stored version is still `expected`; false when another writer won.
-pub async fn update(pool: &AnyPool, tenant: &Tenant, a: &Account, expected: i64) -> sqlx::Result<bool> {
+/// Writes `a` and its events if the stored version is still `expected`; false when
+/// another writer won.
+pub async fn update(pool: &AnyPool, tenant: &Tenant, a: &Account, expected: i64, events: &[Event]) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE accounts SET name = $1, domain = $2, industry = $3, lifecycle = $4, sites = $5, \
          primary_contact_id = $6, seats = $7, notes = $8, version = $9, updated_at = $10 \
@@ -170,7 +177,13 @@ pub async fn update(pool: &AnyPool, tenant: &Tenant, a: &Account, expected: i64)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
     .bind(expected)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    repo::events::insert(&mut tx, tenant, events).await?;
+    tx.commit().await?;
+    Ok(true)
 }

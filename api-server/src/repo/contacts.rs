@@ -3,8 +3,10 @@
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use crate::domain::contacts::{AccountLink, Contact, ContactFilter, Role};
+use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `contacts`.
 #[derive(Debug, Clone, FromRow)]
@@ -80,8 +82,8 @@ async fn insert_links(tx: &mut Transaction<'static, Any>, tenant: &Tenant, c: &C
     Ok(())
 }
 
-/// Inserts the contact and its links, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, c: &Contact) -> sqlx::Result<()> {
+/// Inserts the contact, its links and its events, atomically.
+pub async fn insert(pool: &AnyPool, tenant: &Tenant, c: &Contact, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO contacts (id, org_id, env, first_name, last_name, email, phone, title, notes, version, \
@@ -102,6 +104,7 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, c: &Contact) -> sqlx::Resul
     .execute(&mut *tx)
     .await?;
     insert_links(&mut tx, tenant, c).await?;
+    repo::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await
 }
 
@@ -175,9 +178,16 @@ pub async fn links_of(pool: &AnyPool, tenant: &Tenant, contact_ids: &[&str]) -> 
     query.fetch_all(pool).await
 }
 
-/// Writes `c` (and, when `links_changed`, replaces its links) if the stored version is
-/// still `expected`; false when another writer won.
-pub async fn update(pool: &AnyPool, tenant: &Tenant, c: &Contact, expected: i64, links_changed: bool) -> sqlx::Result<bool> {
+/// Writes `c` and its events (and, when `links_changed`, replaces its links) if the
+/// stored version is still `expected`; false when another writer won.
+pub async fn update(
+    pool: &AnyPool,
+    tenant: &Tenant,
+    c: &Contact,
+    expected: i64,
+    links_changed: bool,
+    events: &[Event],
+) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE contacts SET first_name = $1, last_name = $2, email = $3, phone = $4, title = $5, notes = $6, \
@@ -210,6 +220,7 @@ pub async fn update(pool: &AnyPool, tenant: &Tenant, c: &Contact, expected: i64,
             .await?;
         insert_links(&mut tx, tenant, c).await?;
     }
+    repo::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -5,8 +5,10 @@ use sqlx::{Any, AnyPool, FromRow, Transaction};
 use breadbox_auth::secret::new_id;
 
 use crate::domain::deals::{Deal, DealFilter, Stage, StageChange};
+use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `deals`.
 #[derive(Debug, Clone, FromRow)]
@@ -106,8 +108,8 @@ async fn insert_change(
     Ok(())
 }
 
-/// Inserts the deal and its first stage change, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Deal, history: &[StageChange]) -> sqlx::Result<()> {
+/// Inserts the deal, its first stage change and its events, atomically.
+pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Deal, history: &[StageChange], events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO deals (id, org_id, env, account_id, name, stage, amount, currency, expected_close_date, \
@@ -134,6 +136,7 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Deal, history: &[StageC
     for change in history {
         insert_change(&mut tx, tenant, &d.id, change).await?;
     }
+    repo::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await
 }
 
@@ -182,14 +185,15 @@ pub async fn list(pool: &AnyPool, tenant: &Tenant, filter: &DealFilter, page: &P
     .await
 }
 
-/// Writes `d` and records `change` if the stored version is still `expected`; false
-/// when another writer won.
+/// Writes `d`, records `change` and stores `events` if the stored version is still
+/// `expected`; false when another writer won.
 pub async fn update(
     pool: &AnyPool,
     tenant: &Tenant,
     d: &Deal,
     expected: i64,
     change: Option<&StageChange>,
+    events: &[Event],
 ) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
@@ -221,6 +225,7 @@ pub async fn update(
     if let Some(change) = change {
         insert_change(&mut tx, tenant, &d.id, change).await?;
     }
+    repo::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await?;
     Ok(true)
 }
