@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use breadbox_auth::db::now_ms;
+use breadbox_auth::db::{now_ms, Backend};
 use breadbox_auth::secret::new_id;
 
 use super::repo;
@@ -14,6 +14,11 @@ use crate::domain::Crm;
 /// Fans out up to `limit` events; returns how many.
 pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
     let mut tx = crm.pool().begin().await?;
+    if crm.backend() == Backend::Sqlite {
+        // Take SQLite's write lock first: a transaction that reads and then writes fails
+        // at once (SQLITE_BUSY) when another writer committed in between.
+        sqlx::query("UPDATE events SET dispatched_at = dispatched_at WHERE id = ''").execute(&mut *tx).await?;
+    }
     let events = repo::pending_events(&mut tx, crm.backend(), limit).await?;
     if events.is_empty() {
         tx.rollback().await?;

@@ -119,21 +119,22 @@ pub async fn update_endpoint(pool: &AnyPool, tenant: &Tenant, e: &Endpoint) -> s
 
 /// Deletes the endpoint with its messages and their attempts.
 pub async fn delete_endpoint(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<bool> {
+    const OWNED: &str = "EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND org_id = $2 AND env = $3)";
     let mut tx = pool.begin().await?;
-    let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM webhook_endpoints WHERE id = $1 AND org_id = $2 AND env = $3")
+    for sql in [
+        format!("DELETE FROM webhook_attempts WHERE endpoint_id = $1 AND {OWNED}"),
+        format!("DELETE FROM webhook_messages WHERE endpoint_id = $1 AND {OWNED}"),
+    ] {
+        sqlx::query(&sql).bind(id).bind(&tenant.org_id).bind(tenant.env_str()).execute(&mut *tx).await?;
+    }
+    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND org_id = $2 AND env = $3")
         .bind(id)
         .bind(&tenant.org_id)
         .bind(tenant.env_str())
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-    if owned.is_none() {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM webhook_attempts WHERE endpoint_id = $1").bind(id).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM webhook_messages WHERE endpoint_id = $1").bind(id).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn rotate_secret(pool: &AnyPool, tenant: &Tenant, id: &str, secret: &str, previous_until: i64, now: i64) -> sqlx::Result<bool> {
