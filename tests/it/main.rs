@@ -10,5 +10,7 @@ mod deals;
 mod jwt;
 mod limits;
 mod ops;
+mod receiver;
 mod spec;
 mod token;
+mod webhooks;
