@@ -17,12 +17,15 @@ use crate::idempotency::Idempotency;
 use crate::config::ServeArgs;
 use crate::domain::Crm;
 use crate::middleware::{panic_response, Observe};
+use crate::webhooks::scheduler::sweeps;
+use crate::webhooks::WebhookConfig;
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     service: Arc<AuthService>,
     crm: Arc<Crm>,
+    webhooks: WebhookConfig,
     acceptor: BoxAcceptor,
 }
 
@@ -39,7 +42,7 @@ impl Application {
         let service = AuthService::start(config.common.auth.clone(), default_issuer).await?;
         let crm = Arc::new(Crm::load(service.db().clone()).await?);
         crate::ops::metrics_handle();
-        Ok(Application { port, service, crm, acceptor: acceptor.boxed() })
+        Ok(Application { port, service, crm, webhooks: config.webhooks, acceptor: acceptor.boxed() })
     }
 
     pub fn port(&self) -> u16 {
@@ -59,8 +62,10 @@ impl Application {
         let background = self.service.spawn_background(stop_rx.clone());
         let (audit, audit_writer) = crate::audit::channel(self.service.db().pool().clone());
         let audit_writer = audit_writer.spawn(stop_rx.clone());
-        let expiry = crate::idempotency::spawn_expiry(self.service.db().pool().clone(), stop_rx);
-        let endpoint = routes(self.service.clone(), self.crm.clone(), audit);
+        let expiry = crate::idempotency::spawn_expiry(self.service.db().pool().clone(), stop_rx.clone());
+        let sweeps = sweeps(self.webhooks.sweep_every, self.webhooks.device_offline_after);
+        let webhooks = crate::webhooks::spawn(self.crm.clone(), self.webhooks.clone(), sweeps, stop_rx);
+        let endpoint = routes(self.service.clone(), self.crm.clone(), audit).data(self.webhooks.targets());
         tracing::info!(port = self.port, issuer = self.service.issuer(), "breadbox listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, stop, Some(Duration::from_secs(10)))
@@ -69,6 +74,9 @@ impl Application {
         let _ = background.await;
         let _ = audit_writer.await;
         let _ = expiry.await;
+        for task in webhooks {
+            let _ = task.await;
+        }
         self.service.db().close().await;
         tracing::info!("breadbox stopped");
         Ok(())

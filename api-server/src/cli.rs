@@ -11,8 +11,12 @@ use breadbox_auth::{AuthService, Environment, Plan, ScopeSet};
 
 use crate::api::contract_admin::CreateContract;
 use crate::api::contracts::Contract;
-use crate::config::{ClientCommand, Common, ContractCommand, DemoArgs, KeyCommand, OrgCommand, SigningKeyCommand};
-use crate::domain::{contracts, Crm, DomainError, Tenant};
+use crate::config::{
+    ClientCommand, Common, ContractCommand, DemoArgs, KeyCommand, OrgCommand, SigningKeyCommand, WebhookCommand,
+};
+use crate::domain::{contracts, Crm, DomainError, Patch, Tenant};
+use crate::webhooks::endpoints::{self, Endpoint, EndpointChanges};
+use crate::webhooks::target::Policy;
 use crate::time::rfc3339;
 
 async fn open(common: &Common) -> anyhow::Result<Arc<AuthService>> {
@@ -231,4 +235,90 @@ pub async fn contract(command: ContractCommand, common: Common) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+fn endpoint_line(e: &Endpoint) -> String {
+    let state = match (e.enabled, &e.disabled_reason) {
+        (true, _) => "enabled".to_owned(),
+        (false, Some(why)) => format!("disabled: {why}"),
+        (false, None) => "disabled".to_owned(),
+    };
+    format!("{}  {}  [{}]  {}", e.id, e.url, e.events.join(","), state)
+}
+
+fn endpoint_json(e: &Endpoint) -> serde_json::Value {
+    json!({
+        "id": e.id, "url": e.url, "description": e.description, "events": e.events, "enabled": e.enabled,
+        "disabledReason": e.disabled_reason, "createdAt": rfc3339(e.created_at),
+    })
+}
+
+pub async fn webhook(command: WebhookCommand, common: Common) -> anyhow::Result<()> {
+    let service = open(&common).await?;
+    let crm = Crm::load(service.db().clone()).await?;
+    let tenant = |org: String, env: &str| -> anyhow::Result<Tenant> { Ok(Tenant { org_id: org, env: parse_env(env)? }) };
+    match command {
+        WebhookCommand::Create { org, env, url, events, description, allow_private } => {
+            let policy = Policy { allow_loopback: allow_private, allow_private };
+            let changes = EndpointChanges {
+                url: Patch::Set(url),
+                events: Patch::Set(events.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect()),
+                description: Patch::from_option(description),
+                enabled: Patch::Keep,
+            };
+            let (e, secret) = endpoints::create(&crm, &tenant(org, &env)?, &policy, changes).await.map_err(domain_error)?;
+            print(
+                &common,
+                json!({ "secret": secret, "endpoint": endpoint_json(&e) }),
+                format!("{}\n\nSigning secret (shown once, store it now):\n{secret}", endpoint_line(&e)),
+            );
+        }
+        WebhookCommand::List { org, env } => {
+            let t = tenant(org, &env)?;
+            let mut all = Vec::new();
+            let mut page = crate::domain::paging::PageRequest { limit: 100, after: crate::domain::paging::Position::start(), updated_since: None };
+            loop {
+                let found = endpoints::list(&crm, &t, &page).await.map_err(domain_error)?;
+                all.extend(found.items);
+                match found.next {
+                    Some(next) => page.after = next,
+                    None => break,
+                }
+            }
+            let text = all.iter().map(endpoint_line).collect::<Vec<_>>().join("\n");
+            print(&common, json!(all.iter().map(endpoint_json).collect::<Vec<_>>()), text);
+        }
+        WebhookCommand::Delete { org, env, id } => {
+            endpoints::delete(&crm, &tenant(org, &env)?, &id).await.map_err(domain_error)?;
+            print(&common, json!({ "deleted": id }), format!("deleted {id}"));
+        }
+        WebhookCommand::RotateSecret { org, env, id } => {
+            let (e, secret) = endpoints::rotate_secret(&crm, &tenant(org, &env)?, &id).await.map_err(domain_error)?;
+            print(
+                &common,
+                json!({ "secret": secret, "endpoint": endpoint_json(&e) }),
+                format!("new secret for {}: {secret} (shown once; the previous one signs too for 24 h)", e.id),
+            );
+        }
+        WebhookCommand::SetEnabled { org, env, id, enabled } => {
+            // Only `enabled` changes, so the URL policy is not consulted.
+            let changes = EndpointChanges { enabled: Patch::Set(enabled), ..EndpointChanges::default() };
+            let e = endpoints::update(&crm, &tenant(org, &env)?, &Policy::default(), &id, changes).await.map_err(domain_error)?;
+            print(&common, endpoint_json(&e), endpoint_line(&e));
+        }
+        WebhookCommand::Test { org, env, id } => {
+            let delivery = endpoints::send_test(&crm, &tenant(org, &env)?, &id).await.map_err(domain_error)?;
+            print(&common, json!({ "deliveryId": delivery }), format!("queued test delivery {delivery}"));
+        }
+    }
+    Ok(())
+}
+
+fn domain_error(err: crate::domain::DomainError) -> anyhow::Error {
+    match err {
+        crate::domain::DomainError::Invalid(v) => {
+            anyhow!(v.into_vec().into_iter().map(|v| format!("{}: {}", v.field, v.issue)).collect::<Vec<_>>().join("; "))
+        }
+        other => anyhow!(other),
+    }
 }

@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use breadbox_auth::app::LogFormat;
 use breadbox_auth::AuthConfig;
 
+use crate::webhooks::WebhookConfig;
+
 #[derive(Debug, Parser)]
 #[command(name = "breadbox", version, about = "Breadbox API platform: server and admin CLI")]
 pub struct Cli {
@@ -45,6 +47,8 @@ pub enum Command {
     SigningKey(SigningKeyArgs),
     /// Manage contracts (operators).
     Contract(ContractArgs),
+    /// Manage webhook endpoints.
+    Webhook(WebhookArgs),
     /// Print the OpenAPI document (needs no database).
     Openapi,
     /// Load a realistic demo data set into one organization and environment.
@@ -73,13 +77,21 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     #[command(flatten)]
+    pub webhooks: WebhookConfig,
+
+    #[command(flatten)]
     pub common: Common,
 }
 
 impl ServeArgs {
-    /// Defaults with a SQLite database under `data_dir`, listening on `listen`.
+    /// Defaults with a SQLite database under `data_dir`, listening on `listen`;
+    /// webhooks as `WebhookConfig::for_tests` sets them.
     pub fn for_tests(listen: SocketAddr, auth: AuthConfig) -> ServeArgs {
-        ServeArgs { listen, common: Common { log_format: LogFormat::Text, json: false, auth } }
+        ServeArgs {
+            listen,
+            webhooks: WebhookConfig::for_tests(),
+            common: Common { log_format: LogFormat::Text, json: false, auth },
+        }
     }
 }
 
@@ -241,5 +253,94 @@ pub enum ContractCommand {
         /// The contract as JSON (accountId, name, startDate, serviceLines, …).
         #[arg(long)]
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    #[command(subcommand)]
+    pub command: WebhookCommand,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Register an endpoint (its signing secret is printed once).
+    Create {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// Where to POST events (http or https).
+        #[arg(long)]
+        url: String,
+        /// Comma-separated event types, or `*` for all.
+        #[arg(long, default_value = "*")]
+        events: String,
+        /// What the endpoint is for.
+        #[arg(long)]
+        description: Option<String>,
+        /// Accept loopback and private URLs (as `serve --webhook-allow-*` would).
+        #[arg(long)]
+        allow_private: bool,
+    },
+    /// List an organization's endpoints.
+    List {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+    },
+    /// Delete an endpoint and its deliveries.
+    Delete {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// The endpoint id (`we_…`).
+        id: String,
+    },
+    /// Give an endpoint a new secret (printed once); the old one signs too for 24 h.
+    RotateSecret {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// The endpoint id (`we_…`).
+        id: String,
+    },
+    /// Enable or disable an endpoint.
+    SetEnabled {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// The endpoint id (`we_…`).
+        id: String,
+        /// true or false.
+        #[arg(long, action = clap::ArgAction::Set)]
+        enabled: bool,
+    },
+    /// Queue a `webhook.test` event for an endpoint.
+    Test {
+        /// The organization id.
+        #[arg(long)]
+        org: String,
+        /// live or test.
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// The endpoint id (`we_…`).
+        id: String,
     },
 }

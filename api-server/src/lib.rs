@@ -16,6 +16,7 @@ pub mod ops;
 pub mod repo;
 pub mod request_id;
 pub mod time;
+pub mod webhooks;
 
 pub use app::Application;
 
@@ -55,6 +56,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Contract(args) => {
             init_logging(args.common.log_format);
             cli::contract(args.command, args.common).await
+        }
+        Command::Webhook(args) => {
+            init_logging(args.common.log_format);
+            cli::webhook(args.command, args.common).await
         }
         Command::Openapi => {
             println!("{}", api::spec_json());

@@ -19,6 +19,7 @@ pub mod paging;
 pub mod reconciliation;
 pub mod security;
 pub mod touchpoints;
+pub mod webhooks;
 pub mod wire;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -56,10 +57,12 @@ pub enum ApiTags {
     Onboarding,
     /// Every API call made in your organization, as recorded.
     Audit,
+    /// Where events are sent, signed; deliveries and their attempts.
+    Webhooks,
 }
 
 /// The platform's own operations: the caller, credentials, and operator writes.
-type PlatformApis = (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi, audit::AuditApi);
+type PlatformApis = (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi, audit::AuditApi, webhooks::WebhooksApi);
 /// The CRM records an integration syncs.
 type CrmApis = (
     accounts::AccountsApi,
@@ -86,7 +89,7 @@ pub type Apis = (PlatformApis, CrmApis, InsightApis);
 
 pub fn apis() -> Apis {
     (
-        (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi, audit::AuditApi),
+        (me::MeApi, admin::AdminApi, contract_admin::AdminContractsApi, audit::AuditApi, webhooks::WebhooksApi),
         (
             accounts::AccountsApi,
             contacts::ContactsApi,

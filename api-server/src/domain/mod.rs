@@ -98,6 +98,10 @@ impl Crm {
         self.db.pool()
     }
 
+    pub fn backend(&self) -> breadbox_auth::db::Backend {
+        self.db.backend()
+    }
+
     pub fn cursors(&self) -> &CursorKey {
         &self.cursors
     }

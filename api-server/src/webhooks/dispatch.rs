@@ -1,0 +1,48 @@
+//! Fan-out: each undispatched outbox event becomes one message per enabled endpoint of
+//! its organization and environment that subscribes to its type, and the event is
+//! stamped `dispatched_at` — all in one transaction, so an event is fanned out once.
+//! Messages are unique per (endpoint, event), so a repeated fan-out adds nothing.
+
+use std::collections::HashMap;
+
+use breadbox_auth::db::{now_ms, Backend};
+use breadbox_auth::secret::new_id;
+
+use super::repo;
+use crate::domain::Crm;
+
+/// Fans out up to `limit` events; returns how many.
+pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
+    let mut tx = crm.pool().begin().await?;
+    if crm.backend() == Backend::Sqlite {
+        // Take SQLite's write lock first: a transaction that reads and then writes fails
+        // at once (SQLITE_BUSY) when another writer committed in between.
+        sqlx::query("UPDATE events SET dispatched_at = dispatched_at WHERE id = ''").execute(&mut *tx).await?;
+    }
+    let events = repo::pending_events(&mut tx, crm.backend(), limit).await?;
+    if events.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let now = now_ms();
+    let mut endpoints: HashMap<(String, String), Vec<(String, Vec<String>)>> = HashMap::new();
+    for event in &events {
+        let key = (event.org_id.clone(), event.env.clone());
+        if !endpoints.contains_key(&key) {
+            let rows = repo::enabled_endpoints(&mut tx, &event.org_id, &event.env).await?;
+            let parsed = rows
+                .into_iter()
+                .map(|(id, types)| (id, serde_json::from_str::<Vec<String>>(&types).unwrap_or_default()))
+                .collect();
+            endpoints.insert(key.clone(), parsed);
+        }
+        for (endpoint_id, types) in endpoints.get(&key).into_iter().flatten() {
+            if types.iter().any(|t| t == "*" || *t == event.kind) {
+                repo::insert_message(&mut tx, &event.org_id, &event.env, endpoint_id, &event.id, &new_id("msg"), now).await?;
+            }
+        }
+        repo::mark_dispatched(&mut tx, &event.id, now).await?;
+    }
+    tx.commit().await?;
+    Ok(events.len())
+}
