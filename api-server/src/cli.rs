@@ -186,8 +186,22 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let crm = Crm::load(service.db().clone()).await?;
     let loaded = crate::demo::load(&crm, &tenant, args.seed).await.map_err(|e| anyhow!("loading the demo data: {e}"))?;
     let text = format!(
-        "loaded into {} ({}): {} accounts, {} contacts, {} deals",
-        org.name, args.env, loaded.accounts, loaded.contacts, loaded.deals
+        "loaded into {} ({}): {} accounts, {} contacts, {} deals, {} contracts, {} devices, {} health signals \
+         (with 90 days of history), {} touchpoints, {} reconciliation reports, {} leads, {} compliance items, \
+         {} onboarding projects",
+        org.name,
+        args.env,
+        loaded.accounts,
+        loaded.contacts,
+        loaded.deals,
+        loaded.contracts,
+        loaded.devices,
+        loaded.health_signals,
+        loaded.touchpoints,
+        loaded.reconciliations,
+        loaded.leads,
+        loaded.compliance_items,
+        loaded.onboarding_projects
     );
     print(&common, json!({ "orgId": org.id, "environment": args.env, "loaded": loaded }), text);
     Ok(())

@@ -205,5 +205,24 @@ async fn demo_loads_a_data_set_an_integrator_can_read_at_once() {
     let stages: std::collections::HashSet<&str> =
         deals["data"].as_array().into_iter().flatten().filter_map(|d| d["stage"].as_str()).collect();
     assert_eq!(stages.len(), 6, "deals in every stage: {stages:?}");
+    for (what, path) in [
+        ("contracts", "/api/v1/contracts?limit=100"),
+        ("devices", "/api/v1/devices?limit=100"),
+        ("touchpoints", "/api/v1/touchpoints?limit=100"),
+        ("leads", "/api/v1/leads?limit=100"),
+        ("compliance items", "/api/v1/compliance/items?limit=100"),
+        ("onboarding projects", "/api/v1/onboarding/projects?limit=100"),
+        ("reconciliation records", "/api/v1/reconciliation?limit=100"),
+    ] {
+        let page: Value = get(path).await.expect(what).json().await.expect("json");
+        assert!(page["data"].as_array().is_some_and(|items| !items.is_empty()), "no {what}: {page}");
+    }
+    let mrr: Value = get("/api/v1/mrr").await.expect("mrr").json().await.expect("json");
+    assert!(mrr.to_string().contains("MANAGED_SERVICES"), "MRR by category: {mrr}");
+    let first = page["data"][0]["id"].as_str().expect("account id").to_owned();
+    let health: Value = get(&format!("/api/v1/health-scores/{first}")).await.expect("health").json().await.expect("json");
+    let history = health["data"]["history"].as_array().expect("history");
+    assert_eq!(history.len(), 90);
+    assert!(history.iter().all(|point| point["score"].is_number()), "90 days of history: {health}");
     assert!(terminate(&mut server).success());
 }

@@ -344,3 +344,14 @@ mod tests {
         assert_eq!(kinds(at(20, None)), [EventType::HealthScoreChanged, EventType::HealthScoreAlert]);
     }
 }
+
+/// Fills the days before today of an account's history with `scores` (oldest first,
+/// ending yesterday), where no point exists: the demo data set's 90 days of history.
+pub async fn backfill_history(crm: &Crm, tenant: &Tenant, account_id: &str, scores: &[i64]) -> Result<(), DomainError> {
+    let today = day_of(now_ms());
+    let days = scores.len() as i64;
+    let points: Vec<(i64, i64)> =
+        scores.iter().enumerate().map(|(i, &score)| (today - (days - i as i64) * DAY_MS, score.clamp(0, 100))).collect();
+    repo::health::backfill_days(crm.pool(), tenant, account_id, &points).await?;
+    Ok(())
+}

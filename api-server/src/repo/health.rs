@@ -257,3 +257,24 @@ pub async fn push(
     tx.commit().await?;
     Ok(detail)
 }
+
+/// Writes past daily points of an account's history that are not there yet (the demo
+/// data set's 90 days; the API only ever writes today's point).
+pub async fn backfill_days(pool: &AnyPool, tenant: &Tenant, account_id: &str, points: &[(i64, i64)]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    for &(day, score) in points {
+        sqlx::query(
+            "INSERT INTO health_score_days (account_id, day, org_id, env, score, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, day) DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(day)
+        .bind(&tenant.org_id)
+        .bind(tenant.env_str())
+        .bind(score)
+        .bind(day)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}

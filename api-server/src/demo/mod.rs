@@ -2,6 +2,9 @@
 //! through the same domain functions as the API (so it obeys every rule and emits the
 //! same events). Deterministic: the same seed gives the same names, stages and numbers.
 
+mod delivery;
+mod growth;
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -22,6 +25,14 @@ pub struct Loaded {
     pub accounts: usize,
     pub contacts: usize,
     pub deals: usize,
+    pub contracts: usize,
+    pub devices: usize,
+    pub health_signals: usize,
+    pub touchpoints: usize,
+    pub reconciliations: usize,
+    pub leads: usize,
+    pub compliance_items: usize,
+    pub onboarding_projects: usize,
 }
 
 /// MSP clients: name, domain stem, industry, seats.
@@ -149,10 +160,12 @@ pub async fn load(crm: &Crm, tenant: &Tenant, seed: u64) -> Result<Loaded, Domai
             primary.get_or_insert(contact.id);
             loaded.contacts += 1;
         }
-        if let Some(contact_id) = primary {
-            let changes = AccountChanges { primary_contact_id: Patch::Set(contact_id), ..Default::default() };
+        if let Some(contact_id) = &primary {
+            let changes = AccountChanges { primary_contact_id: Patch::Set(contact_id.clone()), ..Default::default() };
             accounts::update(crm, tenant, &account.id, changes, &Default::default()).await?;
         }
+        delivery::load_account(crm, tenant, &account, primary.as_deref(), &mut rng, &mut loaded).await?;
+        growth::load_account(crm, tenant, &account, &mut rng, &mut loaded).await?;
 
         // Every stage appears: account i has a deal in stage i mod 6, some have two.
         for n in 0..if index % 3 == 0 { 2 } else { 1 } {
@@ -181,5 +194,6 @@ pub async fn load(crm: &Crm, tenant: &Tenant, seed: u64) -> Result<Loaded, Domai
             loaded.deals += 1;
         }
     }
+    growth::load_leads(crm, tenant, run, &mut rng, &mut loaded).await?;
     Ok(loaded)
 }
