@@ -66,6 +66,22 @@ fn assert_signed(received: &Received, secret: &str) {
     assert!(standard_signature_valid(received, secret), "webhook-signature does not verify");
     assert_eq!(received.header("webhook-id"), received.json()["id"].as_str().expect("id"));
     assert_eq!(received.header("content-type"), "application/json");
+    keep_sample(received, secret);
+}
+
+/// With `WEBHOOK_SAMPLES_DIR` set (as `.ci/run` sets it), keeps each verified delivery
+/// — secret, headers, body — so that an independent Standard Webhooks implementation
+/// (the `standardwebhooks` package from PyPI) can verify it too.
+fn keep_sample(received: &Received, secret: &str) {
+    let Ok(dir) = std::env::var("WEBHOOK_SAMPLES_DIR") else { return };
+    let sample = json!({
+        "secret": secret,
+        "headers": received.headers,
+        "body": String::from_utf8_lossy(&received.body),
+    });
+    let path = std::path::Path::new(&dir).join(format!("{}.json", received.header("webhook-id")));
+    std::fs::create_dir_all(&dir).expect("create the samples dir");
+    std::fs::write(path, sample.to_string()).expect("write a webhook sample");
 }
 
 async fn endpoints_are_managed_over_the_api(app: &mut TestApp) {
