@@ -6,13 +6,13 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{Example, ToJSON};
+use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 use serde_json::Value;
 
 use super::paging::Listing;
 use super::security::{Auth, ContractsRead, Scopes};
-use super::wire::Tagged;
+use super::wire::{to_wire, Tagged};
 use super::ApiTags;
 use crate::domain::contracts::{self as domain, ContractDetail, ContractFilter};
 use crate::domain::events::Wire;
@@ -265,7 +265,7 @@ impl From<ContractDetail> for Contract {
 
 impl Wire for ContractDetail {
     fn wire(&self) -> Value {
-        Contract::from(self.clone()).to_json().unwrap_or_default()
+        to_wire(Contract::from(self.clone()))
     }
 }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{Example, MaybeUndefined, ToJSON};
+use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, DevicesRead, DevicesWrite, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
 use super::ApiTags;
 use crate::domain::devices::{self as domain, DeviceChanges, DeviceFilter};
 use crate::domain::events::Wire;
@@ -171,7 +171,7 @@ impl From<domain::Device> for Device {
 
 impl Wire for domain::Device {
     fn wire(&self) -> serde_json::Value {
-        Device::from(self.clone()).to_json().unwrap_or_default()
+        to_wire(Device::from(self.clone()))
     }
 }
 

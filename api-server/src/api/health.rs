@@ -6,12 +6,12 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{Example, ToJSON};
+use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, HealthRead, HealthWrite, Scopes};
-use super::wire::Required;
+use super::wire::{to_wire, Required};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::health::{self as domain, HealthDetail, HealthFilter, ScoreChange, SignalInput};
@@ -199,7 +199,7 @@ impl From<HealthDetail> for HealthScore {
 /// plus `previousScore` (null for an account's first score).
 impl Wire for ScoreChange {
     fn wire(&self) -> serde_json::Value {
-        let mut data = HealthScore::from(self.score.clone()).to_json().unwrap_or_default();
+        let mut data = to_wire(HealthScore::from(self.score.clone()));
         if let Some(fields) = data.as_object_mut() {
             fields.insert("previousScore".to_owned(), self.previous.into());
         }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{Example, ToJSON};
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use super::contracts::ServiceCategory;
 use super::paging::Listing;
 use super::security::{Auth, ReconciliationRead, ReconciliationWrite, Scopes};
-use super::wire::{Created, EnumText, Required};
+use super::wire::{to_wire, Created, EnumText, Required};
 use super::ApiTags;
 use crate::domain::etag;
 use crate::domain::events::Wire;
@@ -119,7 +119,7 @@ impl From<domain::Reconciliation> for Reconciliation {
 
 impl Wire for domain::Reconciliation {
     fn wire(&self) -> Value {
-        Reconciliation::from(self.clone()).to_json().unwrap_or_default()
+        to_wire(Reconciliation::from(self.clone()))
     }
 }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{Example, ToJSON};
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
-use super::wire::{etag_header, EnumText, Required, Tagged};
+use super::wire::{etag_header, to_wire, EnumText, Required, Tagged};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::touchpoints::{self as domain, Logged, NewTouchpoint, TouchpointFilter};
@@ -131,7 +131,7 @@ impl From<domain::Touchpoint> for Touchpoint {
 
 impl Wire for domain::Touchpoint {
     fn wire(&self) -> serde_json::Value {
-        Touchpoint::from(self.clone()).to_json().unwrap_or_default()
+        to_wire(Touchpoint::from(self.clone()))
     }
 }
 

@@ -7,7 +7,7 @@ use rand::Rng;
 
 use breadbox_auth::db::now_ms;
 
-use super::Loaded;
+use super::{date, Loaded, DAY_MS};
 use crate::domain::accounts::Account;
 use crate::domain::contracts::{self, NewContract};
 use crate::domain::device_bulk::{self, BulkItem};
@@ -18,7 +18,6 @@ use crate::domain::service_lines::LineInput;
 use crate::domain::touchpoints::{self, NewTouchpoint};
 use crate::domain::{Crm, DomainError, Patch, Tenant};
 
-const DAY_MS: i64 = 86_400_000;
 /// Device models per kind: manufacturer, model, operating system, version.
 const MODELS: &[(&str, &str, &str, &str, &str)] = &[
     ("WORKSTATION", "Dell", "OptiPlex 7010", "Windows 11 Pro", "23H2"),
@@ -29,10 +28,6 @@ const MODELS: &[(&str, &str, &str, &str, &str)] = &[
 ];
 const SIGNALS: &[(&str, &str, f64)] =
     &[("psa", "ticket_sentiment", 2.0), ("rmm", "patch_compliance", 1.5), ("finance", "invoice_timeliness", 1.0)];
-
-fn date(ms: i64) -> String {
-    crate::time::rfc3339(ms)[..10].to_owned()
-}
 
 /// Loads one account's delivery records; `contact` is its primary contact.
 pub async fn load_account(

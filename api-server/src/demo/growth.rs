@@ -6,14 +6,13 @@ use rand::Rng;
 
 use breadbox_auth::db::now_ms;
 
-use super::Loaded;
+use super::{date, Loaded, DAY_MS};
 use crate::domain::accounts::Account;
 use crate::domain::compliance::{self, ItemChanges};
 use crate::domain::leads::{self, LeadChanges};
 use crate::domain::onboarding::{self, MilestoneInput, NewProject};
 use crate::domain::{Crm, DomainError, Patch, Tenant};
 
-const DAY_MS: i64 = 86_400_000;
 /// Prospects: company, industry, employees, source.
 const LEADS: &[(&str, &str, i64, &str)] = &[
     ("Willow Creek Family Practice", "HEALTHCARE", 45, "REFERRAL"),
@@ -40,10 +39,6 @@ const CONTROLS: &[(&str, &str, &str)] = &[
 const ITEM_STATUSES: &[&str] = &["COMPLIANT", "COMPLIANT", "IN_PROGRESS", "NON_COMPLIANT", "NOT_APPLICABLE"];
 const MILESTONES: &[&str] =
     &["Kick-off call", "Documentation and credentials", "RMM agent rollout", "Backup configured", "Security baseline", "Handover"];
-
-fn date(ms: i64) -> String {
-    crate::time::rfc3339(ms)[..10].to_owned()
-}
 
 /// Leads, each with a domain unique to this load (`run`).
 pub async fn load_leads(crm: &Crm, tenant: &Tenant, run: u32, rng: &mut StdRng, loaded: &mut Loaded) -> Result<(), DomainError> {

@@ -17,6 +17,12 @@ use crate::domain::{Crm, DomainError, Patch, Tenant};
 
 /// The credential recorded as the author of demo changes.
 const ACTOR: &str = "demo";
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC date (`YYYY-MM-DD`) of a Unix-ms time.
+fn date(ms: i64) -> String {
+    crate::time::rfc3339(ms)[..10].to_owned()
+}
 
 /// What `load` created.
 #[derive(Debug, Default, Serialize)]
