@@ -69,6 +69,29 @@ fn every_operation_declares_its_rate_limit_class() {
     assert_eq!(spec["paths"]["/api/v1/me"]["get"]["x-rate-limit-class"], "detail");
 }
 
+/// The middleware takes `Idempotency-Key` on every POST under `/api/v1` but the OAuth
+/// endpoints; the spec must say so on each of those operations, and on no other.
+#[test]
+fn every_post_declares_the_idempotency_key() {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("spec is JSON");
+    let mut posts = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let params = op["parameters"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let key = params.iter().find(|p| p["name"] == "Idempotency-Key");
+            if method == "post" && !path.starts_with("/api/v1/auth/") {
+                posts += 1;
+                let key = key.unwrap_or_else(|| panic!("POST {path} does not declare Idempotency-Key"));
+                assert_eq!(key["in"], "header", "POST {path}");
+                assert_eq!(key["required"], false, "POST {path}");
+            } else {
+                assert!(key.is_none(), "{method} {path} declares Idempotency-Key");
+            }
+        }
+    }
+    assert!(posts >= 20, "only {posts} POST operations");
+}
+
 async fn served_spec_and_swagger_ui(app: &mut TestApp) {
     let served = app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("spec").text().await.expect("text");
     assert_eq!(served.trim_end(), breadbox_api::api::spec_json().trim_end());

@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
 use crate::domain::events::Wire;
@@ -281,6 +281,9 @@ impl AccountsApi {
     async fn create_account(
         &self,
         #[oai(scope = "Scopes::AccountsWrite")] auth: Auth<AccountsWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateAccount>,
     ) -> Result<Created<Account>, ApiError> {

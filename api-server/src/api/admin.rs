@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
@@ -13,6 +13,7 @@ use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Principal, ScopeSet};
 
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
+use super::wire::IdempotencyKey;
 use super::ApiTags;
 use crate::envelope::{List, Single};
 use crate::error::ApiError;
@@ -211,6 +212,9 @@ impl AdminApi {
     async fn create_api_key(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         body: Json<CreateApiKey>,
     ) -> Result<Json<Single<NewApiKey>>, ApiError> {
@@ -250,6 +254,9 @@ impl AdminApi {
     async fn revoke_api_key(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
     ) -> Result<Json<Single<ApiKey>>, ApiError> {
@@ -266,6 +273,9 @@ impl AdminApi {
     async fn rotate_api_key(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
         /// How long the old key keeps working, in seconds (default 0: it stops at once; at most 30 days).
@@ -305,6 +315,9 @@ impl AdminApi {
     async fn create_oauth_client(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         body: Json<CreateOAuthClient>,
     ) -> Result<Json<Single<NewOAuthClient>>, ApiError> {
@@ -333,6 +346,9 @@ impl AdminApi {
     async fn rotate_oauth_client_secret(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
     ) -> Result<Json<Single<NewOAuthClient>>, ApiError> {
@@ -349,6 +365,9 @@ impl AdminApi {
     async fn disable_oauth_client(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
     ) -> Result<Json<Single<OAuthClient>>, ApiError> {

@@ -11,7 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::compliance::{self as domain, ItemChanges, ItemFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -346,6 +346,9 @@ impl ComplianceApi {
     async fn create_compliance_item(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateComplianceItem>,
     ) -> Result<Created<ComplianceItem>, ApiError> {

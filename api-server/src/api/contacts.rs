@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::contacts::{self as domain, ContactChanges, ContactFilter, LinkInput};
 use crate::domain::events::Wire;
@@ -274,6 +274,9 @@ impl ContactsApi {
     async fn create_contact(
         &self,
         #[oai(scope = "Scopes::ContactsWrite")] auth: Auth<ContactsWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateContact>,
     ) -> Result<Created<Contact>, ApiError> {

@@ -11,7 +11,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::contracts::{BillingPeriod, Contract, ContractStatus, ServiceCategory};
 use super::security::{AdminWrite, Auth, Scopes};
-use super::wire::{patch, precondition, Created, EnumText, Required};
+use super::wire::{patch, precondition, Created, EnumText, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::contracts::{self as domain, AmendmentInput, NewContract};
 use crate::domain::service_lines::LineInput;
@@ -173,6 +173,9 @@ impl AdminContractsApi {
     async fn create_contract(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateContract>,
     ) -> Result<Created<Contract>, ApiError> {
@@ -191,6 +194,9 @@ impl AdminContractsApi {
     async fn amend_contract(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         /// The contract id, `ctr_…`.
         id: Path<String>,

@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::deals::{self as domain, DealChanges, DealDetail, DealFilter};
 use crate::domain::events::Wire;
@@ -326,6 +326,9 @@ impl DealsApi {
     async fn create_deal(
         &self,
         #[oai(scope = "Scopes::DealsWrite")] auth: Auth<DealsWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateDeal>,
     ) -> Result<Created<Deal>, ApiError> {

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::devices::CreateDevice;
 use super::security::{Auth, DevicesWrite, Scopes};
-use super::wire::Lenient;
+use super::wire::{IdempotencyKey, Lenient};
 use super::ApiTags;
 use crate::domain::device_bulk::{self as domain, BulkItem, Outcome};
 use crate::domain::{Crm, Tenant};
@@ -172,6 +173,9 @@ impl DeviceBulkApi {
     async fn bulk_upsert_devices(
         &self,
         #[oai(scope = "Scopes::DevicesWrite")] auth: Auth<DevicesWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<BulkDevices>,
     ) -> Result<Json<Single<BulkResult>>, ApiError> {

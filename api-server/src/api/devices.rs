@@ -11,7 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, DevicesRead, DevicesWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::devices::{self as domain, DeviceChanges, DeviceFilter};
 use crate::domain::events::Wire;
@@ -362,6 +362,9 @@ impl DevicesApi {
     async fn create_device(
         &self,
         #[oai(scope = "Scopes::DevicesWrite")] auth: Auth<DevicesWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateDevice>,
     ) -> Result<Created<Device>, ApiError> {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, HealthRead, HealthWrite, Scopes};
-use super::wire::{to_wire, Required};
+use super::wire::{to_wire, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::health::{self as domain, HealthDetail, HealthFilter, ScoreChange, SignalInput};
@@ -307,6 +307,9 @@ impl HealthApi {
     async fn push_health_signal(
         &self,
         #[oai(scope = "Scopes::HealthWrite")] auth: Auth<HealthWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         /// The account id, `acc_…`.
         #[oai(name = "accountId")]

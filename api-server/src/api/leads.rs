@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, Required, Tagged};
+use super::wire::{given, patch, precondition, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::icp::IcpBreakdown;
 use crate::domain::leads::{self as domain, LeadChanges, LeadFilter};
@@ -342,6 +342,9 @@ impl LeadsApi {
     async fn create_lead(
         &self,
         #[oai(scope = "Scopes::LeadsWrite")] auth: Auth<LeadsWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateLead>,
     ) -> Result<Created<Lead>, ApiError> {

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
-use super::wire::{Created, EnumText, Required, Tagged};
+use super::wire::{Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::onboarding::{self as domain, MilestoneInput, NewProject, ProjectDetail, ProjectFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -291,6 +291,9 @@ impl OnboardingApi {
     async fn create_onboarding_project(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateOnboardingProject>,
     ) -> Result<Created<OnboardingProject>, ApiError> {
@@ -311,6 +314,9 @@ impl OnboardingApi {
     async fn complete_onboarding_milestone(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         /// The project id, `onb_…`.
         id: Path<String>,

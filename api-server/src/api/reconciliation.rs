@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::contracts::ServiceCategory;
 use super::paging::Listing;
 use super::security::{Auth, ReconciliationRead, ReconciliationWrite, Scopes};
-use super::wire::{to_wire, Created, EnumText, Required};
+use super::wire::{to_wire, Created, EnumText, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::etag;
 use crate::domain::events::Wire;
@@ -223,6 +223,9 @@ impl ReconciliationApi {
     async fn submit_reconciliation(
         &self,
         #[oai(scope = "Scopes::ReconciliationWrite")] auth: Auth<ReconciliationWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<SubmitReport>,
     ) -> Result<Created<Reconciliation>, ApiError> {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
-use super::wire::{etag_header, to_wire, EnumText, Required, Tagged};
+use super::wire::{etag_header, to_wire, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::touchpoints::{self as domain, Logged, NewTouchpoint, TouchpointFilter};
@@ -255,6 +255,9 @@ impl TouchpointsApi {
     async fn create_touchpoint(
         &self,
         #[oai(scope = "Scopes::TouchpointsWrite")] auth: Auth<TouchpointsWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<CreateTouchpoint>,
     ) -> Result<LogResponse, ApiError> {

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
-use super::wire::{given, patch, Required};
+use super::wire::{given, patch, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::{Crm, Tenant};
 use crate::envelope::{List, Single};
@@ -267,6 +267,9 @@ impl WebhooksApi {
     async fn create_webhook_endpoint(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         Data(policy): Data<&Policy>,
         body: Json<CreateWebhookEndpoint>,
@@ -340,6 +343,9 @@ impl WebhooksApi {
     async fn rotate_webhook_secret(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
@@ -356,6 +362,9 @@ impl WebhooksApi {
     async fn send_webhook_test(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
@@ -424,6 +433,9 @@ impl WebhooksApi {
     async fn resend_webhook_delivery(
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
+        /// Makes a retry safe: a retry with the same key and body gets the first answer again.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
