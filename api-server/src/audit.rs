@@ -14,6 +14,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, watch};
 
+use breadbox_auth::db::Backend;
 use breadbox_auth::{Environment, Principal};
 
 use crate::repo;
@@ -40,6 +41,18 @@ pub struct Entry {
     pub status: u16,
     pub latency_us: i64,
     pub client_ip: Option<String>,
+}
+
+/// A new entry id: `aud_`, then the time in ms, a tag random per process and a counter,
+/// in hex. One instance's ids grow with time, so the primary key's index is appended
+/// to rather than written at random places; the tag keeps instances apart.
+pub fn new_entry_id(now_ms: i64) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::LazyLock;
+    static TAG: LazyLock<u32> = LazyLock::new(rand::random);
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!("aud_{now_ms:011x}{:08x}{sequence:08x}", *TAG)
 }
 
 /// What the request taught us about its caller.
@@ -100,12 +113,13 @@ impl AuditLog {
 pub struct AuditWriter {
     rx: mpsc::Receiver<Entry>,
     pool: AnyPool,
+    backend: Backend,
 }
 
-/// A new log and its writer on `pool`.
-pub fn channel(pool: AnyPool) -> (AuditLog, AuditWriter) {
+/// A new log and its writer on `pool`, a database of `backend`.
+pub fn channel(pool: AnyPool, backend: Backend) -> (AuditLog, AuditWriter) {
     let (tx, rx) = mpsc::channel(CAPACITY);
-    (AuditLog { tx }, AuditWriter { rx, pool })
+    (AuditLog { tx }, AuditWriter { rx, pool, backend })
 }
 
 impl AuditWriter {
@@ -149,7 +163,7 @@ impl AuditWriter {
         if buffer.is_empty() {
             return;
         }
-        if let Err(err) = repo::audit::insert(&self.pool, buffer).await {
+        if let Err(err) = repo::audit::insert(&self.pool, self.backend, buffer).await {
             tracing::warn!(error = %err, entries = buffer.len(), "could not write audit entries");
             metrics::counter!("breadbox_audit_dropped_total").increment(buffer.len() as u64);
         }

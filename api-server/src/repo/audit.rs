@@ -3,6 +3,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
+use breadbox_auth::db::Backend;
 use breadbox_auth::Environment;
 
 use crate::audit::Entry;
@@ -49,15 +50,9 @@ impl From<AuditRecord> for Entry {
 }
 
 /// Stores `entries` with one multi-row insert per `crate::audit::BATCH` entries.
-pub async fn insert(pool: &AnyPool, entries: &[Entry]) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx::Result<()> {
     for chunk in entries.chunks(crate::audit::BATCH) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let params: Vec<String> = (1..=PER_ROW).map(|c| format!("${}", r * PER_ROW + c)).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
-        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", rows.join(", "));
+        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", super::values_rows(backend, chunk.len(), PER_ROW));
         let mut query = sqlx::query(&sql);
         for e in chunk {
             query = query

@@ -4,6 +4,7 @@
 
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
+use breadbox_auth::db::Backend;
 use breadbox_auth::Environment;
 
 use crate::domain::devices::{Condition, Device, DeviceFilter, Kind, Status};
@@ -136,21 +137,10 @@ fn bind_row<'q>(query: Query<'q>, tenant: &'q Tenant, d: &'q Device) -> Query<'q
         .bind(d.updated_at)
 }
 
-/// `($1, …, $19), ($20, …)`: the placeholders of `rows` rows.
-fn value_rows(rows: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=INSERT_WIDTH).map(|c| format!("${}", r * INSERT_WIDTH + c)).collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Inserts the device and its events, atomically.
 pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Device, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", value_rows(1));
+    let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", super::values_rows(Backend::Postgres, 1, INSERT_WIDTH));
     bind_row(sqlx::query(&sql), tenant, d).execute(&mut *tx).await?;
     super::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await
@@ -251,7 +241,13 @@ pub async fn by_agent_ids(pool: &AnyPool, tenant: &Tenant, agent_ids: &[String])
 /// Writes a batch of new and changed devices (a changed one at `version - 1` before)
 /// and their events in one transaction. False, with nothing written, when any row lost
 /// a race: a device changed since it was read, or one of the new agent ids was taken.
-pub async fn upsert_batch(pool: &AnyPool, tenant: &Tenant, devices: &[Device], events: &[Event]) -> sqlx::Result<bool> {
+pub async fn upsert_batch(
+    pool: &AnyPool,
+    backend: Backend,
+    tenant: &Tenant,
+    devices: &[Device],
+    events: &[Event],
+) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     let set = "account_id = excluded.account_id, hostname = excluded.hostname, kind = excluded.kind, os = excluded.os, \
                os_version = excluded.os_version, serial_number = excluded.serial_number, \
@@ -263,7 +259,7 @@ pub async fn upsert_batch(pool: &AnyPool, tenant: &Tenant, devices: &[Device], e
             "INSERT INTO devices ({INSERT_COLUMNS}) VALUES {} \
              ON CONFLICT (org_id, env, rmm_agent_id) DO UPDATE SET {set}, {} \
              WHERE devices.id = excluded.id AND devices.version = excluded.version - 1",
-            value_rows(chunk.len()),
+            super::values_rows(backend, chunk.len(), INSERT_WIDTH),
             flag_resets("excluded.last_seen_at", "excluded.end_of_life_date"),
         );
         let mut query = sqlx::query(&sql);
@@ -276,7 +272,7 @@ pub async fn upsert_batch(pool: &AnyPool, tenant: &Tenant, devices: &[Device], e
             return Ok(false);
         }
     }
-    super::events::insert_batch(&mut tx, tenant, events).await?;
+    super::events::insert_batch(&mut tx, backend, tenant, events).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -1,13 +1,33 @@
 //! The outbox, `events`: written only inside the transaction of the change that causes
 //! the event.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use sqlx::{Any, Transaction};
+
+use breadbox_auth::db::Backend;
 
 use crate::domain::events::Event;
 use crate::domain::Tenant;
 
+/// Whether events are stored. Only the benchmark turns this off, to measure what the
+/// outbox costs a write: without it no webhook is ever sent. No configuration reaches it.
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Turns the outbox on or off for the whole process (the benchmark's switch).
+pub fn set_recording(on: bool) {
+    RECORDING.store(on, Ordering::Relaxed);
+}
+
+fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
 /// Stores `events` of `tenant` as part of `tx`.
 pub async fn insert(tx: &mut Transaction<'static, Any>, tenant: &Tenant, events: &[Event]) -> sqlx::Result<()> {
+    if !recording() {
+        return Ok(());
+    }
     for event in events {
         sqlx::query("INSERT INTO events (id, org_id, env, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&event.id)
@@ -26,15 +46,18 @@ pub async fn insert(tx: &mut Transaction<'static, Any>, tenant: &Tenant, events:
 const EVENTS_PER_STATEMENT: usize = 200;
 
 /// As `insert`, with multi-row statements: for the many events of a bulk write.
-pub async fn insert_batch(tx: &mut Transaction<'static, Any>, tenant: &Tenant, events: &[Event]) -> sqlx::Result<()> {
+pub async fn insert_batch(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    tenant: &Tenant,
+    events: &[Event],
+) -> sqlx::Result<()> {
+    if !recording() {
+        return Ok(());
+    }
     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let n = r * 6;
-                format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
-            })
-            .collect();
-        let sql = format!("INSERT INTO events (id, org_id, env, type, data, created_at) VALUES {}", rows.join(", "));
+        let rows = super::values_rows(backend, chunk.len(), 6);
+        let sql = format!("INSERT INTO events (id, org_id, env, type, data, created_at) VALUES {rows}");
         let mut query = sqlx::query(&sql);
         for event in chunk {
             query = query
