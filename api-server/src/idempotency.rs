@@ -164,13 +164,22 @@ async fn release(pool: &AnyPool, credential: &str, key: &str) {
 impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+    async fn call(&self, req: Request) -> Result<Self::Output> {
         if !applies(req.method(), req.uri().path()) {
             return self.pass(req).await;
         }
         let Some(value) = req.headers().get(HEADER).cloned() else {
             return self.pass(req).await;
         };
+        // Boxed: the keyed path's database futures would otherwise size (and be copied
+        // with) the future of every request.
+        Box::pin(self.keyed(req, value)).await
+    }
+}
+
+impl<E: Endpoint> IdempotencyEndpoint<E> {
+    /// A POST with an `Idempotency-Key` header.
+    async fn keyed(&self, mut req: Request, value: HeaderValue) -> Result<Response> {
         let key = match parse_key(&value) {
             Ok(key) => key,
             Err(err) => return Ok(err.into_response()),

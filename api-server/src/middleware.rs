@@ -162,11 +162,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 Err(err) => envelope_for(err, method_ref.as_str(), path_ref),
             }
         };
-        let (outcome, caller) = crate::audit::scope(request_id::scope(
-            id.clone(),
-            limits.serve(ip, |refusal| refused(path_ref, refusal), inner).instrument(span),
-        ))
-        .await;
+        // Boxed once here, so that the task-local scopes around it (and every layer
+        // above) move a pointer rather than the whole request's future.
+        let work = Box::pin(limits.serve(ip, |refusal| refused(path_ref, refusal), inner).instrument(span));
+        let (outcome, caller) = crate::audit::scope(request_id::scope(id.clone(), work)).await;
         let mut response = outcome;
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(request_id::HEADER, value);
@@ -216,7 +215,7 @@ fn audit_entry(
         }
     });
     Entry {
-        id: breadbox_auth::secret::new_id("aud"),
+        id: crate::audit::new_entry_id(arrived_ms),
         created_at: arrived_ms,
         request_id: request_id.to_owned(),
         org_id: caller.org_id,
