@@ -103,9 +103,15 @@ impl Worker {
                     drop(permit);
                 });
             }
-            if idle || slots.available_permits() == 0 {
+            if idle {
                 tokio::select! {
                     _ = tokio::time::sleep(this.config.poll) => {}
+                    _ = stop.changed() => {}
+                }
+            } else if slots.available_permits() == 0 {
+                // Every slot busy: go on as soon as one frees, not after a poll period.
+                tokio::select! {
+                    _ = slots.acquire() => {}
                     _ = stop.changed() => {}
                 }
             }
