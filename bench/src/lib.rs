@@ -1,6 +1,7 @@
 //! `breadbox-bench`: measures a bare poem server (the baseline), the token endpoint and
 //! `GET /api/v1/me` (JWT and API key) with one load generator, in one process, and the
-//! device sync (one bulk upsert of 500 devices against 500 single creates). The
+//! device sync (one bulk upsert of 500 devices against 500 single creates) and the
+//! webhooks (the outbox's cost on a write, events delivered per second). The
 //! servers and the generator each get their own tokio runtime, so every scenario is
 //! measured the same way and the ratios to the baseline are fair.
 
@@ -9,6 +10,7 @@ pub mod crm;
 pub mod load;
 pub mod report;
 pub mod servers;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -155,6 +157,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     }
     let bulk = client.block_on(bulk::measure(&breadbox)).context("the device sync scenario")?;
 
+    if !args.json {
+        eprintln!(
+            "measuring webhooks (a write with and without the outbox, then {} events to a local receiver) …",
+            webhooks::EVENTS
+        );
+    }
+    let (hooks, writes) = webhooks::measure(&servers, &client, &breadbox, shape).context("the webhook scenarios")?;
+
     drop(client);
     servers.block_on(async {
         for (_, _, server) in limited_servers {
@@ -165,6 +175,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     })?;
     let mut report = Report::new(shape, measured).with_rows(seeded.rows, seeded.deep_page_number);
     report.bulk = Some(bulk);
+    report.webhooks = Some(hooks);
+    report.add_writes(writes);
     Ok(report)
 }
 

@@ -91,7 +91,7 @@ pub struct LoadShape {
 pub struct Outcome {
     /// The scenario's name.
     pub name: &'static str,
-    /// Responses with status 200 completed inside the measured period.
+    /// Responses with a 2xx status completed inside the measured period.
     pub requests: u64,
     /// The measured period.
     pub duration: Duration,
@@ -197,7 +197,7 @@ async fn worker(scenario: Arc<Scenario>, start: Instant, end: Instant) -> Tally 
         };
         let sent = Instant::now();
         match exchange(sender, &scenario).await {
-            Ok((200, _)) => {
+            Ok((status, _)) if (200..300).contains(&status) => {
                 let done = Instant::now();
                 if done >= start && done <= end {
                     tally.requests += 1;

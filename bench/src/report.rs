@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::bulk::BulkFigures;
 use crate::load::{LoadShape, Outcome};
+use crate::webhooks::WebhookFigures;
 
 /// One measured scenario, with its ratio to the baseline and its target.
 #[derive(Debug, Clone, Serialize)]
@@ -51,32 +52,35 @@ pub struct Report {
     /// The device sync: one bulk upsert against as many single creates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkFigures>,
+    /// The outbox's cost on a write and the delivery rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<WebhookFigures>,
+}
+
+/// The row of `outcome`, compared with the baseline's `baseline` requests per second.
+fn row(baseline: f64, label: &'static str, target: Option<f64>, outcome: Outcome) -> Row {
+    let rps = outcome.requests_per_sec();
+    let ratio = if baseline > 0.0 { rps / baseline } else { 0.0 };
+    Row {
+        id: outcome.name,
+        label,
+        requests: outcome.requests,
+        requests_per_sec: rps,
+        p50_ms: outcome.latency_ms(0.50),
+        p99_ms: outcome.latency_ms(0.99),
+        errors: outcome.errors,
+        error_samples: outcome.error_samples,
+        ratio,
+        target,
+        pass: target.map(|t| ratio >= t),
+    }
 }
 
 impl Report {
     /// Builds the report; the first outcome is the baseline the others are compared with.
     pub fn new(shape: LoadShape, measured: Vec<(&'static str, Option<f64>, Outcome)>) -> Report {
         let baseline = measured.first().map(|(_, _, o)| o.requests_per_sec()).unwrap_or(0.0);
-        let scenarios = measured
-            .into_iter()
-            .map(|(label, target, outcome)| {
-                let rps = outcome.requests_per_sec();
-                let ratio = if baseline > 0.0 { rps / baseline } else { 0.0 };
-                Row {
-                    id: outcome.name,
-                    label,
-                    requests: outcome.requests,
-                    requests_per_sec: rps,
-                    p50_ms: outcome.latency_ms(0.50),
-                    p99_ms: outcome.latency_ms(0.99),
-                    errors: outcome.errors,
-                    error_samples: outcome.error_samples,
-                    ratio,
-                    target,
-                    pass: target.map(|t| ratio >= t),
-                }
-            })
-            .collect();
+        let scenarios = measured.into_iter().map(|(label, target, outcome)| row(baseline, label, target, outcome)).collect();
         Report {
             connections: shape.connections,
             warmup_secs: shape.warmup.as_secs_f64(),
@@ -85,6 +89,15 @@ impl Report {
             seeded_rows: 0,
             deep_page: 0,
             bulk: None,
+            webhooks: None,
+        }
+    }
+
+    /// Adds the write floods of the webhook scenarios (without, then with the outbox).
+    pub fn add_writes(&mut self, writes: Vec<Outcome>) {
+        let baseline = self.scenarios.first().map_or(0.0, |row| row.requests_per_sec);
+        for (outcome, label) in writes.into_iter().zip(["POST /api/v1/accounts, outbox off", "POST /api/v1/accounts, outbox on"]) {
+            self.scenarios.push(row(baseline, label, None, outcome));
         }
     }
 
@@ -192,6 +205,21 @@ impl Report {
                 b.ratio,
                 b.target,
                 if b.pass { "PASS" } else { "FAIL" }
+            ));
+        }
+        if let Some(w) = &self.webhooks {
+            out.push_str(&format!(
+                "Outbox cost on POST /api/v1/accounts: {:.0} → {:.0} req/s, {:.1}% (target ≤ {:.0}%)  {}\n",
+                w.write_without_outbox_per_sec,
+                w.write_with_outbox_per_sec,
+                w.outbox_cost * 100.0,
+                w.outbox_budget * 100.0,
+                if w.outbox_pass { "PASS" } else { "FAIL" }
+            ));
+            out.push_str(&format!(
+                "Webhooks: {} events written in {:.2}s, all delivered to a local receiver after {:.2}s: \
+                 {:.0} events/s end to end ({} duplicates)\n",
+                w.events, w.write_secs, w.delivered_secs, w.delivered_per_sec, w.duplicates
             ));
         }
         for row in self.scenarios.iter().filter(|row| row.errors > 0) {

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use breadbox_api::config::ServeArgs;
+use breadbox_api::webhooks::WebhookConfig;
 use breadbox_api::Application;
 use breadbox_auth::{AuthConfig, Environment, Plan, ScopeSet};
 
@@ -106,7 +107,10 @@ fn serve_args(data_dir: PathBuf, limits: &Limits) -> ServeArgs {
         config.limits.redis_url = url.clone();
         config.limits.redis_key_prefix = format!("breadbox-bench:{}", std::process::id());
     }
-    ServeArgs::for_tests(listen, config)
+    let mut args = ServeArgs::for_tests(listen, config);
+    // Production delivery settings, but for the loopback receiver of the webhook scenario.
+    args.webhooks = WebhookConfig { allow_loopback: true, ..WebhookConfig::default() };
+    args
 }
 
 /// Starts the real application on a fresh SQLite database under `data_dir`, then
