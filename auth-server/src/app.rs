@@ -18,11 +18,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the tracing subscriber (`RUST_LOG` filters; default `info`).
+/// Installs the tracing subscriber (`RUST_LOG` filters; default `info`). Logs go to
+/// stderr: stdout carries what a command prints (`--json` output for scripts, the
+/// first-run banner), which a log line must never interleave.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Text => builder.try_init(),
