@@ -60,9 +60,9 @@ impl Application {
     {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.service.spawn_background(stop_rx.clone());
-        let (audit, audit_writer) = crate::audit::channel(self.service.db().pool().clone(), self.service.db().backend());
+        let (audit, audit_writer) = crate::audit::channel(self.service.db().writer().clone(), self.service.db().backend());
         let audit_writer = audit_writer.spawn(stop_rx.clone());
-        let expiry = crate::idempotency::spawn_expiry(self.service.db().pool().clone(), stop_rx.clone());
+        let expiry = crate::idempotency::spawn_expiry(self.service.db().writer().clone(), stop_rx.clone());
         let sweeps = sweeps(self.webhooks.sweep_every, self.webhooks.device_offline_after);
         let webhooks = crate::webhooks::spawn(self.crm.clone(), self.webhooks.clone(), sweeps, stop_rx);
         let endpoint = routes(self.service.clone(), self.crm.clone(), audit).data(self.webhooks.targets());

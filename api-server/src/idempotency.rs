@@ -118,7 +118,7 @@ impl<E: Endpoint> IdempotencyEndpoint<E> {
 
     /// Runs the request holding the key and keeps its answer (or frees the key).
     async fn run_holding(&self, mut req: Request, credential: &str, key: &str, print: String, body: Vec<u8>) -> Response {
-        let pool = self.service.db().pool();
+        let pool = self.service.db().writer();
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         req.set_body(body);
         let response = match self.inner.call(req).await {
@@ -190,7 +190,7 @@ impl<E: Endpoint> IdempotencyEndpoint<E> {
         };
         crate::audit::note_principal(&principal);
         let credential = principal.credential_id.as_str();
-        let pool = self.service.db().pool();
+        let pool = self.service.db().writer();
         let now = now_ms();
         let claim = match repo::claim(pool, credential, &key, now, now - KEEP_MS, now - ABANDONED_MS).await {
             Ok(claim) => claim,

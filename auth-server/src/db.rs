@@ -18,10 +18,14 @@ pub enum Backend {
     Postgres,
 }
 
-/// A pool on either backend.
+/// A pool on either backend, and the pool that writes go through.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite: one connection of its own, so that writers queue here, in order and
+    /// without sleeping, instead of meeting SQLite's lock, whose busy handler sleeps
+    /// (1, 2, 5 … 100 ms) until it is free. PostgreSQL: `pool`.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -63,10 +67,9 @@ impl Db {
             .map_err(DbError::Connect)?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
+        let pool_options = |max_connections: u32| {
+            AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).after_connect(
+                move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute(
@@ -77,11 +80,15 @@ impl Db {
                     }
                     Ok(())
                 })
-            })
-            .connect_with(options)
-            .await
-            .map_err(DbError::Connect)?;
-        Ok(Db { pool, backend })
+                },
+            )
+        };
+        let pool = pool_options(max_connections).connect_with(options.clone()).await.map_err(DbError::Connect)?;
+        let writer = match backend {
+            Backend::Sqlite => pool_options(1).connect_with(options).await.map_err(DbError::Connect)?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db { pool, writer, backend })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
@@ -109,11 +116,17 @@ impl Db {
         &self.pool
     }
 
+    /// The pool for writes (on SQLite a single connection; see `Db`).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -191,7 +191,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: AccountChanges) -> Resu
     check_primary_contact(crm, tenant, &account, &mut v).await?;
     v.finish(())?;
     let events = [Event::of(EventType::AccountCreated, &account)];
-    match repo::accounts::insert(crm.pool(), tenant, &account, &events).await {
+    match repo::accounts::insert(crm.writer(), tenant, &account, &events).await {
         Ok(()) => Ok(account),
         Err(err) => Err(domain_taken(crm, tenant, &account, err).await),
     }
@@ -223,7 +223,7 @@ pub async fn update(
         let churned = next.lifecycle == Lifecycle::Churned && current.lifecycle != Lifecycle::Churned;
         let kind = if churned { EventType::AccountDeleted } else { EventType::AccountUpdated };
         let events = [Event::of(kind, &next)];
-        match repo::accounts::update(crm.pool(), tenant, &next, current.version, &events).await {
+        match repo::accounts::update(crm.writer(), tenant, &next, current.version, &events).await {
             Ok(true) => return Ok(next),
             Ok(false) => update.retry()?,
             Err(err) => return Err(domain_taken(crm, tenant, &next, err).await),

@@ -223,7 +223,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: ItemChanges) -> Result<
     apply(&mut item, changes, &mut v);
     check_account(crm, tenant, &item.account_id, &mut v).await?;
     v.finish(())?;
-    repo::compliance::insert(crm.pool(), tenant, &item).await.map_err(duplicate)?;
+    repo::compliance::insert(crm.writer(), tenant, &item).await.map_err(duplicate)?;
     Ok(item)
 }
 
@@ -250,7 +250,7 @@ pub async fn update(
             return Ok(current);
         }
         Update::stamp(&current, &mut next);
-        if repo::compliance::update(crm.pool(), tenant, &next, current.version).await.map_err(duplicate)? {
+        if repo::compliance::update(crm.writer(), tenant, &next, current.version).await.map_err(duplicate)? {
             return Ok(next);
         }
         update.retry()?;

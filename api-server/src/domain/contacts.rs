@@ -219,7 +219,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: ContactChanges) -> Resu
     v.finish(())?;
     sort_links(&mut contact.accounts);
     let events = [Event::of(EventType::ContactCreated, &contact)];
-    match repo::contacts::insert(crm.pool(), tenant, &contact, &events).await {
+    match repo::contacts::insert(crm.writer(), tenant, &contact, &events).await {
         Ok(()) => Ok(contact),
         Err(err) => Err(email_taken(crm, tenant, &contact, err).await),
     }
@@ -251,7 +251,7 @@ pub async fn update(
         Update::stamp(&current, &mut next);
         let links_changed = next.accounts != current.accounts;
         let events = [Event::of(EventType::ContactUpdated, &next)];
-        match repo::contacts::update(crm.pool(), tenant, &next, current.version, links_changed, &events).await {
+        match repo::contacts::update(crm.writer(), tenant, &next, current.version, links_changed, &events).await {
             Ok(true) => return Ok(next),
             Ok(false) => update.retry()?,
             Err(err) => return Err(email_taken(crm, tenant, &next, err).await),

@@ -203,7 +203,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, input: NewContract) -> Result<Co
     contract.totals = Totals::of(&lines);
     let detail = ContractDetail { contract, lines, amendments: Vec::new() };
     let event = Event::of(EventType::ContractCreated, &detail);
-    repo::contracts::insert(crm.pool(), tenant, &detail.contract, &detail.lines, &event).await?;
+    repo::contracts::insert(crm.writer(), tenant, &detail.contract, &detail.lines, &event).await?;
     Ok(detail)
 }
 
@@ -319,7 +319,7 @@ pub async fn amend(
         let event = Event::of(EventType::ContractUpdated, &detail);
         let replaced = lines_changed.then_some(detail.lines.as_slice());
         let expected = current.contract.version;
-        let saved = repo::contracts::amend(crm.pool(), tenant, &detail.contract, expected, replaced, &amendment, &event).await?;
+        let saved = repo::contracts::amend(crm.writer(), tenant, &detail.contract, expected, replaced, &amendment, &event).await?;
         if saved {
             return Ok(detail);
         }
@@ -376,7 +376,7 @@ pub async fn sweep_expiring(crm: &Crm, now_ms: i64) -> Result<u64, DomainError> 
         }
         let detail = get(crm, &tenant, &contract.id).await?;
         let event = Event::of(EventType::ContractExpiringSoon, &detail);
-        if repo::contract_expiry::record_notices(crm.pool(), &tenant, &contract.id, &due, &end_date, &event).await? {
+        if repo::contract_expiry::record_notices(crm.writer(), &tenant, &contract.id, &due, &end_date, &event).await? {
             emitted += 1;
         }
     }

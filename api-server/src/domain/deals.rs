@@ -240,7 +240,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: DealChanges, actor: &st
     v.finish(())?;
     let detail = DealDetail { deal, history: change.into_iter().collect() };
     let events = [Event::of(EventType::DealCreated, &detail)];
-    repo::deals::insert(crm.pool(), tenant, &detail.deal, &detail.history, &events).await?;
+    repo::deals::insert(crm.writer(), tenant, &detail.deal, &detail.history, &events).await?;
     Ok(detail)
 }
 
@@ -290,7 +290,7 @@ pub async fn update(
         let mut detail = with_history(crm, tenant, next).await?;
         detail.history.extend(change.clone());
         let events = events_of_update(&current, &detail);
-        if repo::deals::update(crm.pool(), tenant, &detail.deal, current.version, change.as_ref(), &events).await? {
+        if repo::deals::update(crm.writer(), tenant, &detail.deal, current.version, change.as_ref(), &events).await? {
             return Ok(detail);
         }
         update.retry()?;

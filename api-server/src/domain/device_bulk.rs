@@ -184,7 +184,7 @@ pub async fn upsert(crm: &Crm, tenant: &Tenant, items: Vec<BulkItem>) -> Result<
                 writes.push(next);
             }
         }
-        if writes.is_empty() || repo::devices::upsert_batch(crm.pool(), crm.backend(), tenant, &writes, &events).await? {
+        if writes.is_empty() || repo::devices::upsert_batch(crm.writer(), crm.backend(), tenant, &writes, &events).await? {
             result.errors.sort_by_key(|e| e.index);
             result.failed = result.errors.iter().map(|e| e.index).collect::<HashSet<_>>().len();
             return Ok(result);

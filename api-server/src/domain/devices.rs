@@ -240,7 +240,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: DeviceChanges) -> Resul
     check_account(crm, tenant, &device, &mut v).await?;
     v.finish(())?;
     let events = [Event::of(EventType::DeviceCreated, &device)];
-    repo::devices::insert(crm.pool(), tenant, &device, &events).await.map_err(duplicate_agent)?;
+    repo::devices::insert(crm.writer(), tenant, &device, &events).await.map_err(duplicate_agent)?;
     Ok(device)
 }
 
@@ -269,7 +269,7 @@ pub async fn update(
         }
         Update::stamp(&current, &mut next);
         let events = [Event::of(EventType::DeviceUpdated, &next)];
-        if repo::devices::update(crm.pool(), tenant, &next, current.version, &events).await.map_err(duplicate_agent)? {
+        if repo::devices::update(crm.writer(), tenant, &next, current.version, &events).await.map_err(duplicate_agent)? {
             return Ok(next);
         }
         update.retry()?;
@@ -321,7 +321,7 @@ async fn claim_all(
     for due in due {
         let (tenant, device) = (due.tenant, Device::from(due.device));
         let event = Event::of(kind, &device);
-        if repo::devices::claim(crm.pool(), &tenant, &device, condition, now_ms, &event).await? {
+        if repo::devices::claim(crm.writer(), &tenant, &device, condition, now_ms, &event).await? {
             claimed += 1;
         }
     }

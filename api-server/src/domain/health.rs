@@ -290,7 +290,7 @@ pub async fn push(crm: &Crm, tenant: &Tenant, account_id: &str, input: SignalInp
         let change = ScoreChange { score: score.clone(), previous: previous.score };
         (HealthDetail { score, signals: breakdown(signals), history: Vec::new() }, events_of(&change))
     };
-    Ok(repo::health::push(crm.pool(), tenant, account_id, &signal, now, recompute).await?)
+    Ok(repo::health::push(crm.writer(), tenant, account_id, &signal, now, recompute).await?)
 }
 
 #[cfg(test)]
@@ -352,6 +352,6 @@ pub async fn backfill_history(crm: &Crm, tenant: &Tenant, account_id: &str, scor
     let days = scores.len() as i64;
     let points: Vec<(i64, i64)> =
         scores.iter().enumerate().map(|(i, &score)| (today - (days - i as i64) * DAY_MS, score.clamp(0, 100))).collect();
-    repo::health::backfill_days(crm.pool(), tenant, account_id, &points).await?;
+    repo::health::backfill_days(crm.writer(), tenant, account_id, &points).await?;
     Ok(())
 }

@@ -213,7 +213,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: LeadChanges) -> Result<
     };
     apply(&mut lead, changes, &mut v);
     v.finish(())?;
-    repo::leads::insert(crm.pool(), tenant, &lead).await?;
+    repo::leads::insert(crm.writer(), tenant, &lead).await?;
     Ok(lead)
 }
 
@@ -238,7 +238,7 @@ pub async fn update(
             return Ok(current);
         }
         Update::stamp(&current, &mut next);
-        if repo::leads::update(crm.pool(), tenant, &next, current.version).await? {
+        if repo::leads::update(crm.writer(), tenant, &next, current.version).await? {
             return Ok(next);
         }
         update.retry()?;

@@ -98,6 +98,12 @@ impl Crm {
         self.db.pool()
     }
 
+    /// The pool for writes: on SQLite one connection, so writers queue rather than sleep
+    /// on SQLite's lock (see `breadbox_auth::db::Db`).
+    pub fn writer(&self) -> &AnyPool {
+        self.db.writer()
+    }
+
     pub fn backend(&self) -> breadbox_auth::db::Backend {
         self.db.backend()
     }

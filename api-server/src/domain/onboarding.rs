@@ -214,7 +214,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, new: NewProject) -> Result<Proje
         created_at: now,
         updated_at: now,
     };
-    repo::onboarding::insert(crm.pool(), tenant, &project, &milestones).await?;
+    repo::onboarding::insert(crm.writer(), tenant, &project, &milestones).await?;
     Ok(ProjectDetail { project, milestones })
 }
 
@@ -230,6 +230,6 @@ pub async fn complete(crm: &Crm, tenant: &Tenant, project_id: &str, milestone_id
         return Ok(detail);
     }
     // False when a concurrent call completed it first: the answer is the same.
-    repo::onboarding::complete(crm.pool(), tenant, project_id, milestone_id, actor, now).await?;
+    repo::onboarding::complete(crm.writer(), tenant, project_id, milestone_id, actor, now).await?;
     get(crm, tenant, project_id).await
 }

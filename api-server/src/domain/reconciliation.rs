@@ -212,7 +212,7 @@ pub async fn submit(crm: &Crm, tenant: &Tenant, input: NewReport, actor: &str) -
         created_at: now,
     };
     let event = record.has_variance.then(|| Event::of(EventType::ReconciliationVarianceDetected, &record));
-    repo::reconciliation::insert(crm.pool(), tenant, &record, event.as_ref()).await?;
+    repo::reconciliation::insert(crm.writer(), tenant, &record, event.as_ref()).await?;
     Ok(record)
 }
 

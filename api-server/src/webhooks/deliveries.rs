@@ -113,7 +113,7 @@ pub async fn resend(crm: &Crm, tenant: &Tenant, endpoint_id: &str, id: &str) -> 
     .bind(endpoint_id)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
-    .execute(crm.pool())
+    .execute(crm.writer())
     .await?;
     get(crm, tenant, endpoint_id, id).await
 }

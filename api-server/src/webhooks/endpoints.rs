@@ -126,7 +126,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, policy: &Policy, changes: Endpoi
     apply(&mut endpoint, changes, policy, &mut v);
     v.finish(())?;
     let secret = new_secret();
-    repo::insert_endpoint(crm.pool(), tenant, &endpoint, &secret).await?;
+    repo::insert_endpoint(crm.writer(), tenant, &endpoint, &secret).await?;
     Ok((endpoint, secret))
 }
 
@@ -148,14 +148,14 @@ pub async fn update(crm: &Crm, tenant: &Tenant, policy: &Policy, id: &str, chang
     apply(&mut endpoint, changes, policy, &mut v);
     v.finish(())?;
     endpoint.updated_at = now_ms().max(endpoint.updated_at);
-    if !repo::update_endpoint(crm.pool(), tenant, &endpoint).await? {
+    if !repo::update_endpoint(crm.writer(), tenant, &endpoint).await? {
         return Err(DomainError::NotFound("webhook endpoint"));
     }
     Ok(endpoint)
 }
 
 pub async fn delete(crm: &Crm, tenant: &Tenant, id: &str) -> Result<(), DomainError> {
-    if repo::delete_endpoint(crm.pool(), tenant, id).await? {
+    if repo::delete_endpoint(crm.writer(), tenant, id).await? {
         Ok(())
     } else {
         Err(DomainError::NotFound("webhook endpoint"))
@@ -167,7 +167,7 @@ pub async fn delete(crm: &Crm, tenant: &Tenant, id: &str) -> Result<(), DomainEr
 pub async fn rotate_secret(crm: &Crm, tenant: &Tenant, id: &str) -> Result<(Endpoint, String), DomainError> {
     let secret = new_secret();
     let now = now_ms();
-    if !repo::rotate_secret(crm.pool(), tenant, id, &secret, now + ROTATION_GRACE_MS, now).await? {
+    if !repo::rotate_secret(crm.writer(), tenant, id, &secret, now + ROTATION_GRACE_MS, now).await? {
         return Err(DomainError::NotFound("webhook endpoint"));
     }
     Ok((get(crm, tenant, id).await?, secret))
@@ -179,6 +179,6 @@ pub async fn send_test(crm: &Crm, tenant: &Tenant, id: &str) -> Result<String, D
     let data = serde_json::json!({ "endpointId": endpoint.id, "message": "A test event from Breadbox." });
     let now = now_ms();
     let message_id = new_id("msg");
-    repo::insert_direct(crm.pool(), tenant, &new_id("evt"), TEST_EVENT, &data, now, &endpoint.id, &message_id).await?;
+    repo::insert_direct(crm.writer(), tenant, &new_id("evt"), TEST_EVENT, &data, now, &endpoint.id, &message_id).await?;
     Ok(message_id)
 }

@@ -22,7 +22,7 @@ pub async fn claim_due(crm: &Crm, now: i64, lease_until: i64, limit: i64) -> sql
     .bind(lease_until)
     .bind(now)
     .bind(limit)
-    .fetch_all(crm.pool())
+    .fetch_all(crm.writer())
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
@@ -94,7 +94,7 @@ impl Settle {
 /// endpoint. `disable_after`: when a message fails for good, the endpoint is disabled
 /// if it has been failing at least this long (ms).
 pub async fn settle(crm: &Crm, ctx: &Context, attempt: Option<Attempt>, settle: Settle, now: i64, disable_after: Option<i64>) -> sqlx::Result<()> {
-    let mut tx = crm.pool().begin().await?;
+    let mut tx = crm.writer().begin().await?;
     let attempts = ctx.attempts + i64::from(attempt.is_some());
     if let Some(a) = &attempt {
         sqlx::query(
