@@ -13,7 +13,7 @@ use crate::domain::Crm;
 
 /// Fans out up to `limit` events; returns how many.
 pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
-    let mut tx = crm.pool().begin().await?;
+    let mut tx = crm.writer().begin().await?;
     if crm.backend() == Backend::Sqlite {
         // Take SQLite's write lock first: a transaction that reads and then writes fails
         // at once (SQLITE_BUSY) when another writer committed in between.
@@ -41,8 +41,9 @@ pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
                 repo::insert_message(&mut tx, &event.org_id, &event.env, endpoint_id, &event.id, &new_id("msg"), now).await?;
             }
         }
-        repo::mark_dispatched(&mut tx, &event.id, now).await?;
     }
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    repo::mark_dispatched(&mut tx, crm.backend(), &ids, now).await?;
     tx.commit().await?;
     Ok(events.len())
 }
