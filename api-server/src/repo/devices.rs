@@ -58,8 +58,8 @@ const INSERT_COLUMNS: &str = "id, org_id, env, account_id, rmm_agent_id, hostnam
                               created_at, updated_at";
 const INSERT_WIDTH: usize = 19;
 
-/// Rows per multi-row statement: 19 parameters each stays far below either backend's
-/// limit on parameters.
+/// Rows per multi-row statement: 19 parameters each. Larger statements cost more to
+/// prepare than they save (a bulk call of 500 ran slower as one statement than as five).
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// The sweep's flags as an update leaves them: `offline_notified_at` is cleared by a
