@@ -66,6 +66,11 @@ pub struct BenchArgs {
     #[arg(long, env = "BREADBOX_BENCH_ROWS", default_value_t = 1_000_000)]
     pub rows: u64,
 
+    /// A PostgreSQL database (postgres://…) on which the outbox's cost is measured too,
+    /// in a schema of its own dropped afterwards; without it only SQLite is measured.
+    #[arg(long, env = "BREADBOX_BENCH_DATABASE_URL", default_value = "")]
+    pub database_url: String,
+
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
@@ -163,7 +168,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             webhooks::EVENTS
         );
     }
-    let (hooks, writes) = webhooks::measure(&servers, &client, &breadbox, shape).context("the webhook scenarios")?;
+    let (mut hooks, writes) = webhooks::measure(&servers, &client, &breadbox, shape).context("the webhook scenarios")?;
+    let mut pg_writes = Vec::new();
+    if !args.database_url.is_empty() {
+        if !args.json {
+            eprintln!("measuring the outbox on PostgreSQL …");
+        }
+        let schema = servers.block_on(servers::PgSchema::create(&args.database_url))?;
+        let measured = servers
+            .block_on(servers::start_breadbox_on_postgres(data_dir.path().join("postgres"), &schema))
+            .and_then(|pg| {
+                let measured = webhooks::outbox_cost(&client, &pg, "postgres", shape);
+                servers.block_on(pg.server.stop()).context("stopping Breadbox on PostgreSQL")?;
+                measured
+            });
+        servers.block_on(schema.drop())?;
+        let (figures, outcomes) = measured.context("the outbox on PostgreSQL")?;
+        hooks.outbox.push(figures);
+        pg_writes = Vec::from(outcomes);
+    }
 
     drop(client);
     servers.block_on(async {
@@ -176,7 +199,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut report = Report::new(shape, measured).with_rows(seeded.rows, seeded.deep_page_number);
     report.bulk = Some(bulk);
     report.webhooks = Some(hooks);
-    report.add_writes(writes);
+    report.add_writes(writes, ["POST /api/v1/accounts, outbox off", "POST /api/v1/accounts, outbox on"]);
+    report.add_writes(pg_writes, ["POST /api/v1/accounts, outbox off (PostgreSQL)", "POST /api/v1/accounts, outbox on (PostgreSQL)"]);
     Ok(report)
 }
 

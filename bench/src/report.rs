@@ -94,9 +94,9 @@ impl Report {
     }
 
     /// Adds the write floods of the webhook scenarios (without, then with the outbox).
-    pub fn add_writes(&mut self, writes: Vec<Outcome>) {
+    pub fn add_writes(&mut self, writes: Vec<Outcome>, labels: [&'static str; 2]) {
         let baseline = self.scenarios.first().map_or(0.0, |row| row.requests_per_sec);
-        for (outcome, label) in writes.into_iter().zip(["POST /api/v1/accounts, outbox off", "POST /api/v1/accounts, outbox on"]) {
+        for (outcome, label) in writes.into_iter().zip(labels) {
             self.scenarios.push(row(baseline, label, None, outcome));
         }
     }
@@ -208,14 +208,17 @@ impl Report {
             ));
         }
         if let Some(w) = &self.webhooks {
-            out.push_str(&format!(
-                "Outbox cost on POST /api/v1/accounts: {:.0} → {:.0} req/s, {:.1}% (target ≤ {:.0}%)  {}\n",
-                w.write_without_outbox_per_sec,
-                w.write_with_outbox_per_sec,
-                w.outbox_cost * 100.0,
-                w.outbox_budget * 100.0,
-                if w.outbox_pass { "PASS" } else { "FAIL" }
-            ));
+            for o in &w.outbox {
+                out.push_str(&format!(
+                    "Outbox cost on POST /api/v1/accounts, {}: {:.0} → {:.0} req/s, {:.1}% (target ≤ {:.0}%)  {}\n",
+                    o.backend,
+                    o.without_per_sec,
+                    o.with_per_sec,
+                    o.cost * 100.0,
+                    o.budget * 100.0,
+                    if o.pass { "PASS" } else { "FAIL" }
+                ));
+            }
             out.push_str(&format!(
                 "Webhooks: {} events written in {:.2}s, all delivered to a local receiver after {:.2}s: \
                  {:.0} events/s end to end ({} duplicates)\n",

@@ -93,9 +93,10 @@ pub enum Limits {
 /// Time scale and per-IP quota that keep a flood under every limit while checking it.
 const LIMITER_TIME_SCALE: f64 = 1e5;
 
-fn serve_args(data_dir: PathBuf, limits: &Limits) -> ServeArgs {
+fn serve_args(data_dir: PathBuf, database_url: &str, limits: &Limits) -> ServeArgs {
     let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut config = AuthConfig::for_data_dir(data_dir);
+    config.database_url = database_url.to_owned();
     match limits {
         Limits::Off => config.limits.rate_limit = breadbox_auth::limits::Switch::Off,
         Limits::InProcess | Limits::Redis(_) => {
@@ -116,7 +117,49 @@ fn serve_args(data_dir: PathBuf, limits: &Limits) -> ServeArgs {
 /// Starts the real application on a fresh SQLite database under `data_dir`, then
 /// creates an organization, an OAuth client and a static key with full access.
 pub async fn start_breadbox(data_dir: PathBuf, limits: &Limits) -> anyhow::Result<Breadbox> {
-    let app = Application::build(serve_args(data_dir, limits)).await.context("starting Breadbox")?;
+    start(serve_args(data_dir, "", limits)).await
+}
+
+/// A schema of its own in the PostgreSQL database at `url`, dropped by `drop`.
+pub struct PgSchema {
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// Creates `breadbox_bench_<pid>` (dropping a leftover of the same name first).
+    pub async fn create(url: &str) -> anyhow::Result<PgSchema> {
+        let schema = PgSchema { url: url.to_owned(), name: format!("breadbox_bench_{}", std::process::id()) };
+        schema.execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.name)).await?;
+        schema.execute(&format!("CREATE SCHEMA {}", schema.name)).await?;
+        Ok(schema)
+    }
+
+    /// The database URL with the schema first on the search path.
+    pub fn database_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
+    pub async fn drop(self) -> anyhow::Result<()> {
+        self.execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)).await
+    }
+
+    async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.context("connecting to PostgreSQL")?;
+        sqlx::query(sql).execute(&mut conn).await.with_context(|| format!("running `{sql}`"))?;
+        Ok(())
+    }
+}
+
+/// Starts Breadbox (limits off) on `schema`.
+pub async fn start_breadbox_on_postgres(data_dir: PathBuf, schema: &PgSchema) -> anyhow::Result<Breadbox> {
+    start(serve_args(data_dir, &schema.database_url(), &Limits::Off)).await
+}
+
+async fn start(args: ServeArgs) -> anyhow::Result<Breadbox> {
+    let app = Application::build(args).await.context("starting Breadbox")?;
     let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
     let service = app.service().clone();
     let (stop, stopped) = oneshot::channel::<()>();

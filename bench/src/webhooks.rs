@@ -39,17 +39,26 @@ pub const OUTBOX_BUDGET: f64 = 0.15;
 /// How long the delivery scenario waits for the last event.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(300);
 
+/// What the outbox costs `POST /api/v1/accounts` on one backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxFigures {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Requests per second without the outbox.
+    pub without_per_sec: f64,
+    /// The same with the outbox: every account also stores its `account.created` event.
+    pub with_per_sec: f64,
+    /// `1 - with / without`.
+    pub cost: f64,
+    pub budget: f64,
+    pub pass: bool,
+}
+
 /// The webhook figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct WebhookFigures {
-    /// `POST /api/v1/accounts` per second without the outbox.
-    pub write_without_outbox_per_sec: f64,
-    /// The same with the outbox: every account also stores its `account.created` event.
-    pub write_with_outbox_per_sec: f64,
-    /// `1 - with / without`.
-    pub outbox_cost: f64,
-    pub outbox_budget: f64,
-    pub outbox_pass: bool,
+    /// The outbox's cost on SQLite, then on PostgreSQL when the run had a database URL.
+    pub outbox: Vec<OutboxFigures>,
     /// Events the delivery scenario caused.
     pub events: usize,
     /// Seconds the writes took.
@@ -126,11 +135,10 @@ fn write_scenario(breadbox: &Breadbox, name: &'static str) -> anyhow::Result<Sce
     Ok(Scenario::post(name, breadbox.server.addr, ACCOUNTS, JSON, body).header(HeaderName::from_static("x-api-key"), key))
 }
 
-/// Measures both webhook scenarios against `breadbox` (limits off). `servers` runs the
-/// receiver, `client` the load.
-pub fn measure(servers: &Runtime, client: &Runtime, breadbox: &Breadbox, shape: LoadShape) -> anyhow::Result<(WebhookFigures, Vec<Outcome>)> {
-    // Off, on, off, on: the table grows and the machine drifts while the floods run, so
-    // each side gets an early and a late turn and its best one counts.
+/// The same `POST /api/v1/accounts` flood against `breadbox` (limits off) with the
+/// outbox off and on: off, on, off, on, since the table grows and the machine drifts
+/// while the floods run; each side's better run counts.
+pub fn outbox_cost(client: &Runtime, breadbox: &Breadbox, backend: &'static str, shape: LoadShape) -> anyhow::Result<(OutboxFigures, [Outcome; 2])> {
     let mut best: [Option<Outcome>; 2] = [None, None];
     for _ in 0..2 {
         for (slot, (recording, name)) in [(false, "write_no_outbox"), (true, "write_outbox")].into_iter().enumerate() {
@@ -144,25 +152,29 @@ pub fn measure(servers: &Runtime, client: &Runtime, breadbox: &Breadbox, shape: 
     breadbox_api::repo::events::set_recording(true);
     let [Some(without), Some(with)] = best else { anyhow::bail!("the write floods did not run") };
     let (off, on) = (without.requests_per_sec(), with.requests_per_sec());
-    let outbox_cost = if off > 0.0 { 1.0 - on / off } else { 1.0 };
+    let cost = if off > 0.0 { 1.0 - on / off } else { 1.0 };
+    let figures =
+        OutboxFigures { backend, without_per_sec: off, with_per_sec: on, cost, budget: OUTBOX_BUDGET, pass: cost <= OUTBOX_BUDGET };
+    Ok((figures, [without, with]))
+}
 
+/// The outbox's cost on `breadbox` (SQLite), then the delivery rate to a local receiver
+/// (`servers` runs it, `client` the load).
+pub fn measure(servers: &Runtime, client: &Runtime, breadbox: &Breadbox, shape: LoadShape) -> anyhow::Result<(WebhookFigures, Vec<Outcome>)> {
+    let (outbox, writes) = outbox_cost(client, breadbox, "sqlite", shape)?;
     let receiver = servers.block_on(start_receiver()).context("starting the webhook receiver")?;
     let delivery = client.block_on(deliver(breadbox, &receiver));
     let _ = receiver.stop.send(());
     let delivery = delivery?;
     let figures = WebhookFigures {
-        write_without_outbox_per_sec: off,
-        write_with_outbox_per_sec: on,
-        outbox_cost,
-        outbox_budget: OUTBOX_BUDGET,
-        outbox_pass: outbox_cost <= OUTBOX_BUDGET,
+        outbox: vec![outbox],
         events: EVENTS,
         write_secs: delivery.write_secs,
         delivered_secs: delivery.delivered_secs,
         delivered_per_sec: EVENTS as f64 / delivery.delivered_secs,
         duplicates: receiver.seen.duplicates.load(Ordering::Relaxed),
     };
-    Ok((figures, vec![without, with]))
+    Ok((figures, Vec::from(writes)))
 }
 
 struct Delivery {

@@ -191,7 +191,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: AccountChanges) -> Resu
     check_primary_contact(crm, tenant, &account, &mut v).await?;
     v.finish(())?;
     let events = [Event::of(EventType::AccountCreated, &account)];
-    match repo::accounts::insert(crm.writer(), tenant, &account, &events).await {
+    match repo::accounts::insert(crm.writer(), crm.backend(), tenant, &account, &events).await {
         Ok(()) => Ok(account),
         Err(err) => Err(domain_taken(crm, tenant, &account, err).await),
     }

@@ -219,7 +219,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: ContactChanges) -> Resu
     v.finish(())?;
     sort_links(&mut contact.accounts);
     let events = [Event::of(EventType::ContactCreated, &contact)];
-    match repo::contacts::insert(crm.writer(), tenant, &contact, &events).await {
+    match repo::contacts::insert(crm.writer(), crm.backend(), tenant, &contact, &events).await {
         Ok(()) => Ok(contact),
         Err(err) => Err(email_taken(crm, tenant, &contact, err).await),
     }

@@ -240,7 +240,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: DealChanges, actor: &st
     v.finish(())?;
     let detail = DealDetail { deal, history: change.into_iter().collect() };
     let events = [Event::of(EventType::DealCreated, &detail)];
-    repo::deals::insert(crm.writer(), tenant, &detail.deal, &detail.history, &events).await?;
+    repo::deals::insert(crm.writer(), crm.backend(), tenant, &detail.deal, &detail.history, &events).await?;
     Ok(detail)
 }
 

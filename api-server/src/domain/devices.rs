@@ -240,7 +240,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, changes: DeviceChanges) -> Resul
     check_account(crm, tenant, &device, &mut v).await?;
     v.finish(())?;
     let events = [Event::of(EventType::DeviceCreated, &device)];
-    repo::devices::insert(crm.writer(), tenant, &device, &events).await.map_err(duplicate_agent)?;
+    repo::devices::insert(crm.writer(), crm.backend(), tenant, &device, &events).await.map_err(duplicate_agent)?;
     Ok(device)
 }
 

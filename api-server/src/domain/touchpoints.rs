@@ -199,7 +199,7 @@ pub async fn create(crm: &Crm, tenant: &Tenant, input: NewTouchpoint) -> Result<
         return Ok((found, Logged::Existing));
     }
     let event = Event::of(EventType::TouchpointCreated, &touchpoint);
-    match repo::touchpoints::insert(crm.writer(), tenant, &touchpoint, &event).await {
+    match repo::touchpoints::insert(crm.writer(), crm.backend(), tenant, &touchpoint, &event).await {
         Ok(()) => Ok((touchpoint, Logged::Created)),
         // Another request logged the same external id first.
         Err(err) if is_unique_violation(&err) => match existing(crm, tenant, &touchpoint).await? {

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, FromRow};
 
+use breadbox_auth::db::Backend;
+
 use crate::domain::accounts::{Account, AccountFilter, Lifecycle, Site};
 use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
@@ -74,13 +76,17 @@ fn sites_json(account: &Account) -> String {
 }
 
 /// Inserts the account and its events, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, a: &Account, events: &[Event]) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Account, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let sql = repo::events::joined(
+        backend,
         "INSERT INTO accounts (id, org_id, env, name, domain, industry, lifecycle, sites, primary_contact_id, \
          seats, notes, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
+        14,
+        events.len(),
+    );
+    let query = sqlx::query(&sql)
     .bind(&a.id)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
@@ -94,10 +100,8 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, a: &Account, events: &[Even
     .bind(&a.notes)
     .bind(a.version)
     .bind(a.created_at)
-    .bind(a.updated_at)
-    .execute(&mut *tx)
-    .await?;
-    repo::events::insert(&mut tx, tenant, events).await?;
+    .bind(a.updated_at);
+    repo::events::bind_joined(query, tenant, events).execute(&mut *tx).await?;
     tx.commit().await
 }
 

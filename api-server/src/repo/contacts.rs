@@ -1,5 +1,6 @@
 //! `contacts` and their links to accounts, `account_contacts`.
 
+use breadbox_auth::db::Backend;
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use crate::domain::contacts::{AccountLink, Contact, ContactFilter, Role};
@@ -83,12 +84,16 @@ async fn insert_links(tx: &mut Transaction<'static, Any>, tenant: &Tenant, c: &C
 }
 
 /// Inserts the contact, its links and its events, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, c: &Contact, events: &[Event]) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Contact, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let sql = super::events::joined(
+        backend,
         "INSERT INTO contacts (id, org_id, env, first_name, last_name, email, phone, title, notes, version, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
+        12,
+        events.len(),
+    );
+    let query = sqlx::query(&sql)
     .bind(&c.id)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
@@ -100,11 +105,9 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, c: &Contact, events: &[Even
     .bind(&c.notes)
     .bind(c.version)
     .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(&mut *tx)
-    .await?;
+    .bind(c.updated_at);
+    super::events::bind_joined(query, tenant, events).execute(&mut *tx).await?;
     insert_links(&mut tx, tenant, c).await?;
-    repo::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await
 }
 

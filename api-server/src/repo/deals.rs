@@ -1,5 +1,6 @@
 //! `deals` and their stage history, `deal_stage_changes`.
 
+use breadbox_auth::db::Backend;
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use breadbox_auth::secret::new_id;
@@ -109,13 +110,17 @@ async fn insert_change(
 }
 
 /// Inserts the deal, its first stage change and its events, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Deal, history: &[StageChange], events: &[Event]) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal, history: &[StageChange], events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let sql = super::events::joined(
+        backend,
         "INSERT INTO deals (id, org_id, env, account_id, name, stage, amount, currency, expected_close_date, \
          closed_at, outcome_reason, notes, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
+        15,
+        events.len(),
+    );
+    let query = sqlx::query(&sql)
     .bind(&d.id)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
@@ -130,13 +135,11 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Deal, history: &[StageC
     .bind(&d.notes)
     .bind(d.version)
     .bind(d.created_at)
-    .bind(d.updated_at)
-    .execute(&mut *tx)
-    .await?;
+    .bind(d.updated_at);
+    super::events::bind_joined(query, tenant, events).execute(&mut *tx).await?;
     for change in history {
         insert_change(&mut tx, tenant, &d.id, change).await?;
     }
-    repo::events::insert(&mut tx, tenant, events).await?;
     tx.commit().await
 }
 

@@ -138,11 +138,11 @@ fn bind_row<'q>(query: Query<'q>, tenant: &'q Tenant, d: &'q Device) -> Query<'q
 }
 
 /// Inserts the device and its events, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, d: &Device, events: &[Event]) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Device, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", super::values_rows(Backend::Postgres, 1, INSERT_WIDTH));
-    bind_row(sqlx::query(&sql), tenant, d).execute(&mut *tx).await?;
-    super::events::insert(&mut tx, tenant, events).await?;
+    let sql = super::events::joined(backend, &sql, INSERT_WIDTH, events.len());
+    super::events::bind_joined(bind_row(sqlx::query(&sql), tenant, d), tenant, events).execute(&mut *tx).await?;
     tx.commit().await
 }
 

@@ -1,5 +1,6 @@
 //! `touchpoints`.
 
+use breadbox_auth::db::Backend;
 use sqlx::{AnyPool, FromRow};
 
 use crate::domain::events::Event;
@@ -56,12 +57,14 @@ impl From<TouchpointRecord> for Touchpoint {
 }
 
 /// Inserts the touchpoint and its event, atomically.
-pub async fn insert(pool: &AnyPool, tenant: &Tenant, t: &Touchpoint, event: &Event) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, t: &Touchpoint, event: &Event) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(&format!(
+    let insert = format!(
         "INSERT INTO touchpoints (org_id, env, {COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    ))
+    );
+    let sql = super::events::joined(backend, &insert, 16, 1);
+    let query = sqlx::query(&sql)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
     .bind(&t.id)
@@ -77,10 +80,8 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, t: &Touchpoint, event: &Eve
     .bind(&t.outcome)
     .bind(t.version)
     .bind(t.created_at)
-    .bind(t.updated_at)
-    .execute(&mut *tx)
-    .await?;
-    super::events::insert(&mut tx, tenant, std::slice::from_ref(event)).await?;
+    .bind(t.updated_at);
+    super::events::bind_joined(query, tenant, std::slice::from_ref(event)).execute(&mut *tx).await?;
     tx.commit().await
 }
 
