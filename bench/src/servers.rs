@@ -42,20 +42,24 @@ fn baseline() -> Response {
 
 /// Starts the bare poem server: one route, a constant JSON body, no middleware.
 pub async fn start_baseline() -> anyhow::Result<Running> {
+    serve(Route::new().at("/", get(baseline))).await
+}
+
+/// Serves `endpoint` on a free loopback port until `Running::stop`.
+pub async fn serve<E: poem::Endpoint + 'static>(endpoint: E) -> anyhow::Result<Running> {
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
     let addr = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
-        .context("the baseline listener has no TCP address")?;
+        .context("the listener has no TCP address")?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let route = Route::new().at("/", get(baseline));
     let task = tokio::spawn(async move {
         let stopped = async move {
             let _ = stopped.await;
         };
         Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(route, stopped, Some(Duration::from_secs(2)))
+            .run_with_graceful_shutdown(endpoint, stopped, Some(Duration::from_secs(2)))
             .await?;
         Ok(())
     });

@@ -4,7 +4,6 @@
 //! 2xx, through the outbox, the fan-out and the signed delivery.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,18 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
-use poem::{handler, post, EndpointExt, Route, Server};
+use poem::{handler, post, EndpointExt, Route};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
 
 use breadbox_auth::{Environment, ScopeSet};
 
 use crate::load::{self, LoadShape, Outcome, Scenario};
-use crate::servers::Breadbox;
+use crate::servers::{Breadbox, Running};
 
 const JSON: &str = "application/json";
 const ACCOUNTS: &str = "/api/v1/accounts";
@@ -105,28 +102,14 @@ fn receive(body: Bytes, seen: Data<&Arc<Received>>) -> poem::http::StatusCode {
 
 /// A local webhook receiver answering 204 to every delivery.
 struct Receiver {
-    addr: SocketAddr,
+    server: Running,
     seen: Arc<Received>,
-    stop: oneshot::Sender<()>,
 }
 
 async fn start_receiver() -> anyhow::Result<Receiver> {
-    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
-    let addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .context("the receiver has no TCP address")?;
     let seen = Arc::new(Received::default());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let route = Route::new().at("/hook", post(receive)).data(seen.clone());
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stopped.await;
-        };
-        Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(route, stopped, Some(Duration::from_secs(2))).await
-    });
-    Ok(Receiver { addr, seen, stop })
+    let server = crate::servers::serve(Route::new().at("/hook", post(receive)).data(seen.clone())).await?;
+    Ok(Receiver { server, seen })
 }
 
 fn write_scenario(breadbox: &Breadbox, name: &'static str) -> anyhow::Result<Scenario> {
@@ -164,7 +147,8 @@ pub fn measure(servers: &Runtime, client: &Runtime, breadbox: &Breadbox, shape: 
     let (outbox, writes) = outbox_cost(client, breadbox, "sqlite", shape)?;
     let receiver = servers.block_on(start_receiver()).context("starting the webhook receiver")?;
     let delivery = client.block_on(deliver(breadbox, &receiver));
-    let _ = receiver.stop.send(());
+    let duplicates = receiver.seen.duplicates.load(Ordering::Relaxed);
+    servers.block_on(receiver.server.stop()).context("stopping the webhook receiver")?;
     let delivery = delivery?;
     let figures = WebhookFigures {
         outbox: vec![outbox],
@@ -172,7 +156,7 @@ pub fn measure(servers: &Runtime, client: &Runtime, breadbox: &Breadbox, shape: 
         write_secs: delivery.write_secs,
         delivered_secs: delivery.delivered_secs,
         delivered_per_sec: EVENTS as f64 / delivery.delivered_secs,
-        duplicates: receiver.seen.duplicates.load(Ordering::Relaxed),
+        duplicates,
     };
     Ok((figures, Vec::from(writes)))
 }
@@ -198,7 +182,7 @@ async fn deliver(breadbox: &Breadbox, receiver: &Receiver) -> anyhow::Result<Del
             .header(HeaderName::from_static("x-api-key"), key.clone())
     };
     let mut sender = load::connect(addr).await.context("connecting to Breadbox")?;
-    let subscribe = post("/api/v1/webhook-endpoints", json!({"url": format!("http://{}/hook", receiver.addr), "events": ["*"]}));
+    let subscribe = post("/api/v1/webhook-endpoints", json!({"url": format!("http://{}/hook", receiver.server.addr), "events": ["*"]}));
     let (status, body) = load::exchange(&mut sender, &subscribe).await.context("creating the webhook endpoint")?;
     if status != 201 {
         anyhow::bail!("creating the webhook endpoint answered {status}: {}", String::from_utf8_lossy(&body));

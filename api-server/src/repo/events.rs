@@ -23,21 +23,29 @@ fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+const INSERT: &str = "INSERT INTO events (id, org_id, env, type, data, created_at) VALUES";
+
+/// Binds one event's six parameters, in `INSERT`'s column order.
+fn bind_event<'q>(query: AnyQuery<'q>, tenant: &'q Tenant, event: &'q Event) -> AnyQuery<'q> {
+    query
+        .bind(&event.id)
+        .bind(&tenant.org_id)
+        .bind(tenant.env_str())
+        .bind(event.kind.as_str())
+        .bind(event.data.to_string())
+        .bind(event.created_at)
+}
+
 /// Stores `events` of `tenant` as part of `tx`.
 pub async fn insert(tx: &mut Transaction<'static, Any>, tenant: &Tenant, events: &[Event]) -> sqlx::Result<()> {
     if !recording() {
         return Ok(());
     }
+    let sql = format!("{INSERT} ($1, $2, $3, $4, $5, $6)");
     for event in events {
-        sqlx::query("INSERT INTO events (id, org_id, env, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&event.id)
-            .bind(&tenant.org_id)
-            .bind(tenant.env_str())
-            .bind(event.kind.as_str())
-            .bind(event.data.to_string())
-            .bind(event.created_at)
-            .execute(&mut **tx)
-            .await?;
+        bind_event(sqlx::query(&sql), tenant, event).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -59,7 +67,7 @@ pub fn joined(backend: Backend, sql: &str, params: usize, count: usize) -> Strin
             format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
         })
         .collect();
-    let insert = format!("INSERT INTO events (id, org_id, env, type, data, created_at) VALUES {}", rows.join(", "));
+    let insert = format!("{INSERT} {}", rows.join(", "));
     match backend {
         Backend::Postgres => format!("WITH outbox AS ({insert}) {sql}"),
         Backend::Sqlite => format!("{sql}; {insert}"),
@@ -67,24 +75,11 @@ pub fn joined(backend: Backend, sql: &str, params: usize, count: usize) -> Strin
 }
 
 /// Binds the parameters of the events `joined` added.
-pub fn bind_joined<'q>(
-    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    tenant: &'q Tenant,
-    events: &'q [Event],
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+pub fn bind_joined<'q>(query: AnyQuery<'q>, tenant: &'q Tenant, events: &'q [Event]) -> AnyQuery<'q> {
     if !recording() {
         return query;
     }
-    for event in events {
-        query = query
-            .bind(&event.id)
-            .bind(&tenant.org_id)
-            .bind(tenant.env_str())
-            .bind(event.kind.as_str())
-            .bind(event.data.to_string())
-            .bind(event.created_at);
-    }
-    query
+    events.iter().fold(query, |query, event| bind_event(query, tenant, event))
 }
 
 /// Events stored per statement by `insert_batch`: 6 parameters each.
@@ -102,17 +97,8 @@ pub async fn insert_batch(
     }
     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
         let rows = super::values_rows(backend, chunk.len(), 6);
-        let sql = format!("INSERT INTO events (id, org_id, env, type, data, created_at) VALUES {rows}");
-        let mut query = sqlx::query(&sql);
-        for event in chunk {
-            query = query
-                .bind(&event.id)
-                .bind(&tenant.org_id)
-                .bind(tenant.env_str())
-                .bind(event.kind.as_str())
-                .bind(event.data.to_string())
-                .bind(event.created_at);
-        }
+        let sql = format!("{INSERT} {rows}");
+        let query = chunk.iter().fold(sqlx::query(&sql), |query, event| bind_event(query, tenant, event));
         query.execute(&mut **tx).await?;
     }
     Ok(())
