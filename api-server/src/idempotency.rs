@@ -153,31 +153,7 @@ impl<E: Endpoint> IdempotencyEndpoint<E> {
         }
         Response::from_parts(parts, Body::from(bytes))
     }
-}
 
-async fn release(pool: &AnyPool, credential: &str, key: &str) {
-    if let Err(err) = repo::release(pool, credential, key).await {
-        tracing::warn!(error = %err, "could not release an idempotency key");
-    }
-}
-
-impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> Result<Self::Output> {
-        if !applies(req.method(), req.uri().path()) {
-            return self.pass(req).await;
-        }
-        let Some(value) = req.headers().get(HEADER).cloned() else {
-            return self.pass(req).await;
-        };
-        // Boxed: the keyed path's database futures would otherwise size (and be copied
-        // with) the future of every request.
-        Box::pin(self.keyed(req, value)).await
-    }
-}
-
-impl<E: Endpoint> IdempotencyEndpoint<E> {
     /// A POST with an `Idempotency-Key` header.
     async fn keyed(&self, mut req: Request, value: HeaderValue) -> Result<Response> {
         let key = match parse_key(&value) {
@@ -222,6 +198,28 @@ impl<E: Endpoint> IdempotencyEndpoint<E> {
             .into_response()),
             Claim::Held(held) => Ok(replay(held)),
         }
+    }
+}
+
+async fn release(pool: &AnyPool, credential: &str, key: &str) {
+    if let Err(err) = repo::release(pool, credential, key).await {
+        tracing::warn!(error = %err, "could not release an idempotency key");
+    }
+}
+
+impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        if !applies(req.method(), req.uri().path()) {
+            return self.pass(req).await;
+        }
+        let Some(value) = req.headers().get(HEADER).cloned() else {
+            return self.pass(req).await;
+        };
+        // Boxed: the keyed path's database futures would otherwise size (and be copied
+        // with) the future of every request.
+        Box::pin(self.keyed(req, value)).await
     }
 }
 

@@ -78,13 +78,13 @@ fn sites_json(account: &Account) -> String {
 /// Inserts the account and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Account, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    let sql = repo::events::joined(
+    let (sql, joined) = repo::events::joined(
         backend,
         "INSERT INTO accounts (id, org_id, env, name, domain, industry, lifecycle, sites, primary_contact_id, \
          seats, notes, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         14,
-        events.len(),
+        events,
     );
     let query = sqlx::query(&sql)
     .bind(&a.id)
@@ -101,7 +101,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Accou
     .bind(a.version)
     .bind(a.created_at)
     .bind(a.updated_at);
-    repo::events::bind_joined(query, tenant, events).execute(&mut *tx).await?;
+    repo::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
     tx.commit().await
 }
 

@@ -86,12 +86,12 @@ async fn insert_links(tx: &mut Transaction<'static, Any>, tenant: &Tenant, c: &C
 /// Inserts the contact, its links and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Contact, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    let sql = super::events::joined(
+    let (sql, joined) = super::events::joined(
         backend,
         "INSERT INTO contacts (id, org_id, env, first_name, last_name, email, phone, title, notes, version, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         12,
-        events.len(),
+        events,
     );
     let query = sqlx::query(&sql)
     .bind(&c.id)
@@ -106,7 +106,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Conta
     .bind(c.version)
     .bind(c.created_at)
     .bind(c.updated_at);
-    super::events::bind_joined(query, tenant, events).execute(&mut *tx).await?;
+    super::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
     insert_links(&mut tx, tenant, c).await?;
     tx.commit().await
 }

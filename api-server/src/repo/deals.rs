@@ -112,13 +112,13 @@ async fn insert_change(
 /// Inserts the deal, its first stage change and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal, history: &[StageChange], events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    let sql = super::events::joined(
+    let (sql, joined) = super::events::joined(
         backend,
         "INSERT INTO deals (id, org_id, env, account_id, name, stage, amount, currency, expected_close_date, \
          closed_at, outcome_reason, notes, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         15,
-        events.len(),
+        events,
     );
     let query = sqlx::query(&sql)
     .bind(&d.id)
@@ -136,7 +136,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal,
     .bind(d.version)
     .bind(d.created_at)
     .bind(d.updated_at);
-    super::events::bind_joined(query, tenant, events).execute(&mut *tx).await?;
+    super::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
     for change in history {
         insert_change(&mut tx, tenant, &d.id, change).await?;
     }

@@ -140,9 +140,9 @@ fn bind_row<'q>(query: Query<'q>, tenant: &'q Tenant, d: &'q Device) -> Query<'q
 /// Inserts the device and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Device, events: &[Event]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", super::values_rows(Backend::Postgres, 1, INSERT_WIDTH));
-    let sql = super::events::joined(backend, &sql, INSERT_WIDTH, events.len());
-    super::events::bind_joined(bind_row(sqlx::query(&sql), tenant, d), tenant, events).execute(&mut *tx).await?;
+    let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", super::numbered_rows(0, 1, INSERT_WIDTH));
+    let (sql, joined) = super::events::joined(backend, &sql, INSERT_WIDTH, events);
+    super::events::bind_joined(bind_row(sqlx::query(&sql), tenant, d), tenant, joined).execute(&mut *tx).await?;
     tx.commit().await
 }
 

@@ -43,7 +43,7 @@ pub async fn insert(tx: &mut Transaction<'static, Any>, tenant: &Tenant, events:
     if !recording() {
         return Ok(());
     }
-    let sql = format!("{INSERT} ($1, $2, $3, $4, $5, $6)");
+    let sql = format!("{INSERT} {}", super::numbered_rows(0, 1, 6));
     for event in events {
         bind_event(sqlx::query(&sql), tenant, event).execute(&mut **tx).await?;
     }
@@ -54,31 +54,24 @@ pub async fn insert(tx: &mut Transaction<'static, Any>, tenant: &Tenant, events:
 /// `count` events, so that the change and its events reach the database in one round
 /// trip (a round trip more per write was most of what the outbox cost): on PostgreSQL
 /// a data-modifying `WITH` before the statement, on SQLite a second statement of the
-/// same query. Bind the statement's parameters, then the events with `bind_joined`.
-/// Only for a statement whose affected-row count is not read (SQLite would add the
-/// events' to it).
-pub fn joined(backend: Backend, sql: &str, params: usize, count: usize) -> String {
-    if count == 0 || !recording() {
-        return sql.to_owned();
+/// same query. Returns the query and the events it stores (none while the outbox is
+/// off): bind the statement's parameters, then those events with `bind_joined`. Only
+/// for a statement whose affected-row count is not read (SQLite would add the events'
+/// to it).
+pub fn joined<'e>(backend: Backend, sql: &str, params: usize, events: &'e [Event]) -> (String, &'e [Event]) {
+    if events.is_empty() || !recording() {
+        return (sql.to_owned(), &[]);
     }
-    let rows: Vec<String> = (0..count)
-        .map(|r| {
-            let n = params + r * 6;
-            format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
-        })
-        .collect();
-    let insert = format!("{INSERT} {}", rows.join(", "));
-    match backend {
+    let insert = format!("{INSERT} {}", super::numbered_rows(params, events.len(), 6));
+    let sql = match backend {
         Backend::Postgres => format!("WITH outbox AS ({insert}) {sql}"),
         Backend::Sqlite => format!("{sql}; {insert}"),
-    }
+    };
+    (sql, events)
 }
 
-/// Binds the parameters of the events `joined` added.
+/// Binds the parameters of the events `joined` returned.
 pub fn bind_joined<'q>(query: AnyQuery<'q>, tenant: &'q Tenant, events: &'q [Event]) -> AnyQuery<'q> {
-    if !recording() {
-        return query;
-    }
     events.iter().fold(query, |query, event| bind_event(query, tenant, event))
 }
 

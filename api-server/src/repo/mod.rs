@@ -31,8 +31,19 @@ use crate::domain::Tenant;
 /// order. SQLite gets anonymous `?`: sqlx's SQLite driver looks each numbered parameter
 /// up by name, a scan of all of them, so binding a statement of thousands of `$n` costs
 /// their square (it was a quarter of the server's time under load). PostgreSQL needs `$n`
-/// (`$n` is also right on both for a statement of a few parameters).
+/// (see `numbered_rows`).
 pub fn values_rows(backend: Backend, rows: usize, width: usize) -> String {
+    placeholder_rows(rows, width, (backend == Backend::Postgres).then_some(0))
+}
+
+/// As `values_rows`, numbered `$after+1`, `$after+2` … on both backends: for a statement
+/// of a few parameters, or one that follows numbered ones in the same query.
+pub fn numbered_rows(after: usize, rows: usize, width: usize) -> String {
+    placeholder_rows(rows, width, Some(after))
+}
+
+/// `rows` groups of `width` placeholders: `?`, or `$n` numbered after `numbered_after`.
+fn placeholder_rows(rows: usize, width: usize, numbered_after: Option<usize>) -> String {
     let mut sql = String::with_capacity(rows * width * 7);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -40,10 +51,10 @@ pub fn values_rows(backend: Backend, rows: usize, width: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    let _ = write!(sql, "${}", r * width + c + 1);
+            match numbered_after {
+                None => sql.push('?'),
+                Some(after) => {
+                    let _ = write!(sql, "${}", after + r * width + c + 1);
                 }
             }
         }

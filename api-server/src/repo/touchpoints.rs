@@ -63,7 +63,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, t: &Touch
         "INSERT INTO touchpoints (org_id, env, {COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     );
-    let sql = super::events::joined(backend, &insert, 16, 1);
+    let (sql, joined) = super::events::joined(backend, &insert, 16, std::slice::from_ref(event));
     let query = sqlx::query(&sql)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
@@ -81,7 +81,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, t: &Touch
     .bind(t.version)
     .bind(t.created_at)
     .bind(t.updated_at);
-    super::events::bind_joined(query, tenant, std::slice::from_ref(event)).execute(&mut *tx).await?;
+    super::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
     tx.commit().await
 }
 

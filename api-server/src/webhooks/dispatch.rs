@@ -42,8 +42,7 @@ pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
             }
         }
     }
-    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    repo::mark_dispatched(&mut tx, crm.backend(), &ids, now).await?;
+    repo::mark_dispatched(&mut tx, crm.backend(), &events, now).await?;
     tx.commit().await?;
     Ok(events.len())
 }

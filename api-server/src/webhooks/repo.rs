@@ -242,16 +242,16 @@ pub async fn enabled_endpoints(tx: &mut Transaction<'static, Any>, org_id: &str,
         .await
 }
 
-/// Stamps `event_ids` fanned out at `now`, with one statement per 500.
-pub async fn mark_dispatched(tx: &mut Transaction<'static, Any>, backend: Backend, event_ids: &[String], now: i64) -> sqlx::Result<()> {
-    for chunk in event_ids.chunks(500) {
+/// Stamps `events` fanned out at `now`, with one statement per 500.
+pub async fn mark_dispatched(tx: &mut Transaction<'static, Any>, backend: Backend, events: &[PendingEvent], now: i64) -> sqlx::Result<()> {
+    for chunk in events.chunks(500) {
         // `now` is our clock, an integer, written into the text so that the ids alone
         // are parameters (numbered on PostgreSQL, `?` on SQLite).
         let ids = crate::repo::values_rows(backend, 1, chunk.len());
         let sql = format!("UPDATE events SET dispatched_at = {now} WHERE id IN {ids}");
         let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id.as_str());
+        for event in chunk {
+            query = query.bind(event.id.as_str());
         }
         query.execute(&mut **tx).await?;
     }
