@@ -68,13 +68,22 @@ impl Db {
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let pool_options = |max_connections: u32| {
-            AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).after_connect(
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                // A ping before every checkout catches a PostgreSQL connection the
+                // network dropped. A SQLite connection is a file handle that cannot go
+                // stale, and its ping is one more trip to its worker thread per query
+                // (profiled: a fifth of a detail GET).
+                .test_before_acquire(backend == Backend::Postgres)
+                .after_connect(
                 move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384;",
                         )
                         .await?;
                     }
