@@ -138,9 +138,9 @@ pub async fn upsert(crm: &Crm, tenant: &Tenant, items: Vec<BulkItem>) -> Result<
         unique.into_iter().cloned().collect()
     };
     let known_accounts: HashSet<String> =
-        repo::accounts::existing(crm.pool(), tenant, &account_ids).await?.into_iter().collect();
+        repo::accounts::existing(crm.pool(), crm.backend(), tenant, &account_ids).await?.into_iter().collect();
     for attempt in 1..=ATTEMPTS {
-        let stored: HashMap<String, Device> = repo::devices::by_agent_ids(crm.pool(), tenant, &agent_ids)
+        let stored: HashMap<String, Device> = repo::devices::by_agent_ids(crm.pool(), crm.backend(), tenant, &agent_ids)
             .await?
             .into_iter()
             .map(|r| (r.rmm_agent_id.clone(), Device::from(r)))

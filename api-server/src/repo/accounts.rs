@@ -119,8 +119,8 @@ pub async fn exists(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<b
 }
 
 /// Which of `ids` are the tenant's accounts, in one query.
-pub async fn existing(pool: &AnyPool, tenant: &Tenant, ids: &[String]) -> sqlx::Result<Vec<String>> {
-    super::existing_in(pool, "accounts", tenant, ids).await
+pub async fn existing(pool: &AnyPool, backend: Backend, tenant: &Tenant, ids: &[String]) -> sqlx::Result<Vec<String>> {
+    super::existing_in(pool, backend, "accounts", tenant, ids).await
 }
 
 /// The id of the account holding `domain`, if any.

@@ -223,14 +223,16 @@ pub async fn update(pool: &AnyPool, tenant: &Tenant, d: &Device, expected: i64, 
 }
 
 /// The tenant's devices with any of these agent ids, in one query.
-pub async fn by_agent_ids(pool: &AnyPool, tenant: &Tenant, agent_ids: &[String]) -> sqlx::Result<Vec<DeviceRecord>> {
+pub async fn by_agent_ids(
+    pool: &AnyPool,
+    backend: Backend,
+    tenant: &Tenant,
+    agent_ids: &[String],
+) -> sqlx::Result<Vec<DeviceRecord>> {
     if agent_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {COLUMNS} FROM devices WHERE org_id = $1 AND env = $2 AND rmm_agent_id IN ({})",
-        super::placeholders(3, agent_ids.len())
-    );
+    let sql = format!("SELECT {COLUMNS} FROM devices WHERE {}", super::tenant_and_in(backend, "rmm_agent_id", agent_ids.len()));
     let mut query = sqlx::query_as(&sql).bind(&tenant.org_id).bind(tenant.env_str());
     for id in agent_ids {
         query = query.bind(id);

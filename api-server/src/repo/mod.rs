@@ -77,14 +77,17 @@ async fn exists_in(pool: &AnyPool, table: &'static str, tenant: &Tenant, id: &st
 
 /// Which of `ids` the tenant has in `table`, in one query. `table` is one of our table
 /// names, never input.
-async fn existing_in(pool: &AnyPool, table: &'static str, tenant: &Tenant, ids: &[String]) -> sqlx::Result<Vec<String>> {
+async fn existing_in(
+    pool: &AnyPool,
+    backend: Backend,
+    table: &'static str,
+    tenant: &Tenant,
+    ids: &[String],
+) -> sqlx::Result<Vec<String>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT id FROM {table} WHERE org_id = $1 AND env = $2 AND id IN ({})",
-        placeholders(3, ids.len())
-    );
+    let sql = format!("SELECT id FROM {table} WHERE {}", tenant_and_in(backend, "id", ids.len()));
     let mut query = sqlx::query_as(&sql).bind(&tenant.org_id).bind(tenant.env_str());
     for id in ids {
         query = query.bind(id);
@@ -93,7 +96,28 @@ async fn existing_in(pool: &AnyPool, table: &'static str, tenant: &Tenant, ids: 
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// `$first, $first+1, …`: `count` placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+/// `org_id = … AND env = … AND <column> IN (…)` with `count` values in the list, bound
+/// in that order: `?` on SQLite, `$n` on PostgreSQL, as `values_rows` (a list of 500
+/// numbered parameters costs SQLite a quadratic name lookup).
+pub(crate) fn tenant_and_in(backend: Backend, column: &str, count: usize) -> String {
+    let mut sql = String::with_capacity(48 + column.len() + count * 6);
+    let push = |sql: &mut String, n: usize| match backend {
+        Backend::Postgres => {
+            let _ = write!(sql, "${n}");
+        }
+        Backend::Sqlite => sql.push('?'),
+    };
+    sql.push_str("org_id = ");
+    push(&mut sql, 1);
+    sql.push_str(" AND env = ");
+    push(&mut sql, 2);
+    let _ = write!(sql, " AND {column} IN (");
+    for n in 3..3 + count {
+        if n > 3 {
+            sql.push_str(", ");
+        }
+        push(&mut sql, n);
+    }
+    sql.push(')');
+    sql
 }
