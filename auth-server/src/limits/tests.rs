@@ -1,6 +1,7 @@
 //! The engine on a fake clock, and the Redis script against `governor` on the same
 //! sequence of requests (when `TEST_REDIS_URL` is set).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::FakeRelativeClock;
@@ -194,6 +195,51 @@ async fn redis_script_decides_exactly_as_governor() {
         }
     }
     assert!(admitted_count > 20 && refused_count > 20, "{admitted_count} admitted, {refused_count} refused");
+}
+
+/// Checks sent at once, over one multiplexed connection, are each decided atomically:
+/// at one instant, three credentials of one Starter organization (key burst 30 each,
+/// org burst 60) get exactly the org's 60 between them, each refusal stops at the
+/// bucket that refused, and every check gets an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_redis_checks_are_decided_atomically() {
+    let Some(url) = test_redis_url() else {
+        eprintln!("TEST_REDIS_URL is not set: Redis batching skipped");
+        return;
+    };
+    let specs = Arc::new(specs(1.0));
+    let prefix = format!("test:{}", uuid::Uuid::new_v4().simple());
+    let redis = Arc::new(RedisStore::new(&url, &prefix).expect("redis url"));
+    redis.start().await;
+    let now_us: u64 = 1_700_000_000_000_000;
+    let org = "org_batch".to_owned();
+    let checks = (0..400).map(|i| {
+        let (redis, specs, org) = (redis.clone(), specs.clone(), org.clone());
+        tokio::spawn(async move {
+            let key = format!("key_batch_{}", i % 3);
+            let items = [
+                (Bucket::Key(Plan::Starter), Subject::Id(&key)),
+                (Bucket::Class(Class::List), Subject::Id(&key)),
+                (Bucket::Org(Plan::Starter), Subject::Id(&org)),
+            ];
+            redis.check_at(&specs, &items, Some(now_us)).await.expect("Redis answers").iter().collect::<Vec<_>>()
+        })
+    });
+    let answers = futures::future::join_all(checks).await;
+    let (mut admitted_all, mut refused_by_org) = (0, 0);
+    for answer in answers {
+        let verdicts = answer.expect("check task");
+        match verdicts.as_slice() {
+            [a, b, c] if admitted(*a) && admitted(*b) && admitted(*c) => admitted_all += 1,
+            [a, b, Verdict::Refused { .. }] if admitted(*a) && admitted(*b) => refused_by_org += 1,
+            [Verdict::Refused { .. }] => {}
+            other => panic!("unexpected verdicts {other:?}"),
+        }
+    }
+    assert_eq!(admitted_all, 60, "the org's burst, shared by the three keys");
+    // Each key's own burst (30) passed its key bucket: 90 reached the org bucket, which
+    // refused the 30 beyond its 60; the rest of the 400 were refused by the key bucket.
+    assert_eq!(refused_by_org, 30, "{admitted_all} admitted");
 }
 
 #[tokio::test]
