@@ -49,17 +49,31 @@ fn checksum(body: &str) -> String {
     base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECKSUM_LEN)
 }
 
-/// Random base62 text of `bytes` bytes of OS randomness.
+/// Base62 digits that hold any `bytes` bytes (log62(256) ≈ 1.3435 per byte).
+fn base62_width(bytes: usize) -> usize {
+    (bytes * 8 * 1000).div_ceil(5954)
+}
+
+/// Random base62 text of `bytes` bytes of OS randomness (secrets).
 pub fn random_base62(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
-    let width = (bytes * 8 * 1000).div_ceil(5954);
-    base62(&buf, width)
+    base62(&buf, base62_width(bytes))
 }
 
-/// A new opaque identifier such as `org_4kT…` (non-secret).
+/// A new opaque identifier such as `org_4kT…` (non-secret): the time in ms (48 bits)
+/// then 64 random bits, in base62 (19 characters). Ids of one table then grow with
+/// time, so its primary-key index is appended to rather than written at random places
+/// (a bulk upsert inserts 500 devices and 500 events), and they still cannot be
+/// guessed. The random part comes from the thread's CSPRNG (ChaCha, seeded and
+/// reseeded from the OS) rather than a system call per id, which was 40 % of building
+/// a bulk upsert's events.
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", random_base62(12))
+    let mut buf = [0u8; 14];
+    let ms = crate::db::now_ms().max(0) as u64;
+    buf[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    rand::thread_rng().fill_bytes(&mut buf[6..]);
+    format!("{prefix}_{}", base62(&buf, base62_width(buf.len())))
 }
 
 /// Lower-case hex SHA-256.
@@ -212,6 +226,22 @@ pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_are_distinct_and_grow_with_time() {
+        let first = new_id("evt");
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id("evt")).collect();
+        assert_eq!(ids.len(), 10_000, "no repeats");
+        for id in ids.iter().take(100) {
+            let body = id.strip_prefix("evt_").expect("prefix");
+            assert_eq!(body.len(), 19, "{id}");
+            assert!(is_base62(body), "{id}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = new_id("evt");
+        assert!(later > first, "{later} sorts after {first}");
+        assert!(ids.iter().all(|id| *id < later), "every id made earlier sorts before {later}");
+    }
 
     #[test]
     fn generated_keys_parse_and_carry_their_environment() {
