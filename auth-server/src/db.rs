@@ -73,8 +73,7 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(10))
                 // A ping before every checkout catches a PostgreSQL connection the
                 // network dropped. A SQLite connection is a file handle that cannot go
-                // stale, and its ping is one more trip to its worker thread per query
-                // (profiled: a fifth of a detail GET).
+                // stale, and its ping is one more trip to its worker thread per query.
                 .test_before_acquire(backend == Backend::Postgres)
                 .after_connect(
                 move |conn, _meta| {

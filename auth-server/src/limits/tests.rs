@@ -204,7 +204,7 @@ async fn redis_script_decides_exactly_as_governor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_redis_checks_are_decided_atomically() {
     let Some(url) = test_redis_url() else {
-        eprintln!("TEST_REDIS_URL is not set: Redis batching skipped");
+        eprintln!("TEST_REDIS_URL is not set: concurrent Redis checks skipped");
         return;
     };
     let specs = Arc::new(specs(1.0));
