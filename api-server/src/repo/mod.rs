@@ -33,7 +33,22 @@ use crate::domain::Tenant;
 /// their square (it was a quarter of the server's time under load). PostgreSQL needs `$n`
 /// (see `numbered_rows`).
 pub fn values_rows(backend: Backend, rows: usize, width: usize) -> String {
-    placeholder_rows(rows, width, (backend == Backend::Postgres).then_some(0))
+    values_rows_after(backend, 0, rows, width)
+}
+
+/// As `values_rows`, in a statement whose first `after` parameters come before these
+/// (written with `param`): on PostgreSQL the numbering starts at `$after+1`.
+pub fn values_rows_after(backend: Backend, after: usize, rows: usize, width: usize) -> String {
+    placeholder_rows(rows, width, (backend == Backend::Postgres).then_some(after))
+}
+
+/// Parameter `n` (from 1) of a statement whose other parameters come from
+/// `values_rows_after`: `$n` on PostgreSQL, `?` on SQLite (bound in order).
+pub fn param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("${n}"),
+        Backend::Sqlite => "?".to_owned(),
+    }
 }
 
 /// As `values_rows`, numbered `$after+1`, `$after+2` … on both backends: for a statement
@@ -100,24 +115,27 @@ async fn existing_in(
 /// in that order: `?` on SQLite, `$n` on PostgreSQL, as `values_rows` (a list of 500
 /// numbered parameters costs SQLite a quadratic name lookup).
 pub(crate) fn tenant_and_in(backend: Backend, column: &str, count: usize) -> String {
-    let mut sql = String::with_capacity(48 + column.len() + count * 6);
-    let push = |sql: &mut String, n: usize| match backend {
-        Backend::Postgres => {
-            let _ = write!(sql, "${n}");
-        }
-        Backend::Sqlite => sql.push('?'),
-    };
-    sql.push_str("org_id = ");
-    push(&mut sql, 1);
-    sql.push_str(" AND env = ");
-    push(&mut sql, 2);
-    let _ = write!(sql, " AND {column} IN (");
-    for n in 3..3 + count {
-        if n > 3 {
-            sql.push_str(", ");
-        }
-        push(&mut sql, n);
+    format!(
+        "org_id = {} AND env = {} AND {column} IN {}",
+        param(backend, 1),
+        param(backend, 2),
+        values_rows_after(backend, 2, 1, count)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_on_postgres_and_stay_anonymous_on_sqlite() {
+        assert_eq!(values_rows(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values_rows(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(numbered_rows(3, 1, 2), "($4, $5)");
+        assert_eq!(
+            tenant_and_in(Backend::Postgres, "id", 3),
+            "org_id = $1 AND env = $2 AND id IN ($3, $4, $5)"
+        );
+        assert_eq!(tenant_and_in(Backend::Sqlite, "id", 3), "org_id = ? AND env = ? AND id IN (?, ?, ?)");
     }
-    sql.push(')');
-    sql
 }

@@ -245,11 +245,12 @@ pub async fn enabled_endpoints(tx: &mut Transaction<'static, Any>, org_id: &str,
 /// Stamps `events` fanned out at `now`, with one statement per 500.
 pub async fn mark_dispatched(tx: &mut Transaction<'static, Any>, backend: Backend, events: &[PendingEvent], now: i64) -> sqlx::Result<()> {
     for chunk in events.chunks(500) {
-        // `now` is our clock, an integer, written into the text so that the ids alone
-        // are parameters (numbered on PostgreSQL, `?` on SQLite).
-        let ids = crate::repo::values_rows(backend, 1, chunk.len());
-        let sql = format!("UPDATE events SET dispatched_at = {now} WHERE id IN {ids}");
-        let mut query = sqlx::query(&sql);
+        let sql = format!(
+            "UPDATE events SET dispatched_at = {} WHERE id IN {}",
+            crate::repo::param(backend, 1),
+            crate::repo::values_rows_after(backend, 1, 1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(now);
         for event in chunk {
             query = query.bind(event.id.as_str());
         }
