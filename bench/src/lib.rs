@@ -156,7 +156,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         let main_key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
         let on = Scenario::get(pair.on.0, server.server.addr, ME_PATH).header(HeaderName::from_static("x-api-key"), own_key);
         let off = Scenario::get(pair.off.0, breadbox.server.addr, ME_PATH).header(HeaderName::from_static("x-api-key"), main_key);
-        let [off, on] = best_of_alternating(&client, [(pair.off.1, off), (pair.on.1, on)], shape, args.json);
+        let sides = [(pair.off.1, off), (pair.on.1, on)];
+        let [off, on] = load::best_of_alternating(|side| {
+            let (label, scenario) = &sides[side];
+            if !args.json {
+                eprintln!("measuring {label} …");
+            }
+            load::measure(&client, scenario.clone(), shape)
+        });
         measured.push((pair.off.1, None, off));
         measured.push((pair.on.1, None, on));
     }
@@ -222,30 +229,6 @@ pub const LIMITED_IN_REDIS: LimiterPair = LimiterPair {
     off: ("limits_redis_off", "GET /api/v1/me (X-API-Key), limits off (paired)"),
     on: ("limits_redis", "GET /api/v1/me (X-API-Key), limits in Redis"),
 };
-
-/// Measures two scenarios in turn, twice (A, B, A, B), and keeps each one's better run:
-/// a comparison of two figures taken minutes apart would also measure the machine's
-/// drift in between.
-fn best_of_alternating(
-    client: &Runtime,
-    pair: [(&'static str, Scenario); 2],
-    shape: LoadShape,
-    quiet: bool,
-) -> [load::Outcome; 2] {
-    let mut best: [Option<load::Outcome>; 2] = [None, None];
-    for _ in 0..2 {
-        for (slot, (label, scenario)) in pair.iter().enumerate() {
-            if !quiet {
-                eprintln!("measuring {label} …");
-            }
-            let outcome = load::measure(client, scenario.clone(), shape);
-            if best[slot].as_ref().is_none_or(|b| b.requests_per_sec() < outcome.requests_per_sec()) {
-                best[slot] = Some(outcome);
-            }
-        }
-    }
-    best.map(|b| b.expect("measured twice"))
-}
 
 /// The CRM reads over the seeded accounts, all with the API key.
 fn crm_scenarios(breadbox: &Breadbox, seeded: &crm::Seeded) -> anyhow::Result<Vec<(&'static str, Option<f64>, Scenario)>> {

@@ -122,18 +122,12 @@ fn write_scenario(breadbox: &Breadbox, name: &'static str) -> anyhow::Result<Sce
 /// outbox off and on: off, on, off, on, since the table grows and the machine drifts
 /// while the floods run; each side's better run counts.
 pub fn outbox_cost(client: &Runtime, breadbox: &Breadbox, backend: &'static str, shape: LoadShape) -> anyhow::Result<(OutboxFigures, [Outcome; 2])> {
-    let mut best: [Option<Outcome>; 2] = [None, None];
-    for _ in 0..2 {
-        for (slot, (recording, name)) in [(false, "write_no_outbox"), (true, "write_outbox")].into_iter().enumerate() {
-            breadbox_api::repo::events::set_recording(recording);
-            let outcome = load::measure(client, write_scenario(breadbox, name)?, shape);
-            if best[slot].as_ref().is_none_or(|b| b.requests_per_sec() < outcome.requests_per_sec()) {
-                best[slot] = Some(outcome);
-            }
-        }
-    }
+    let sides = [write_scenario(breadbox, "write_no_outbox")?, write_scenario(breadbox, "write_outbox")?];
+    let [without, with] = load::best_of_alternating(|side| {
+        breadbox_api::repo::events::set_recording(side == 1);
+        load::measure(client, sides[side].clone(), shape)
+    });
     breadbox_api::repo::events::set_recording(true);
-    let [Some(without), Some(with)] = best else { anyhow::bail!("the write floods did not run") };
     let (off, on) = (without.requests_per_sec(), with.requests_per_sec());
     let cost = if off > 0.0 { 1.0 - on / off } else { 1.0 };
     let figures =
