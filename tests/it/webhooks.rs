@@ -356,7 +356,27 @@ async fn account_contact_and_deal_changes_arrive_as_signed_events(app: &mut Test
     assert_eq!(ids.len(), all.len(), "one delivery per event");
 }
 
+/// A test event is for its endpoint alone; the fan-out passes it over and goes on to
+/// the changes after it, which reach every subscriber.
+async fn a_test_event_reaches_its_endpoint_only(app: &mut TestApp) {
+    let (tested, other) = (Receiver::start().await, Receiver::start().await);
+    let (tested_id, _) = register(app, &tested.url, json!(["*"])).await;
+    let (_, other_secret) = register(app, &other.url, json!(["*"])).await;
+    send_test(app, &tested_id).await;
+    tested.event("webhook.test").await;
+    let acme = account(app, "After the test").await;
+    let created = other.event("account.created").await;
+    assert_signed(&created, &other_secret);
+    assert_eq!(created.json()["data"]["id"], acme.as_str());
+    tested.event("account.created").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = other.received();
+    let types: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(types, ["account.created"], "the other endpoint got only the change");
+}
+
 both_backends!(
+    a_test_event_reaches_its_endpoint_only,
     account_contact_and_deal_changes_arrive_as_signed_events,
     endpoints_are_managed_over_the_api,
     private_targets_are_refused_unless_allowed,

@@ -1,11 +1,12 @@
 //! Fan-out: each undispatched outbox event becomes one message per enabled endpoint of
 //! its organization and environment that subscribes to its type, and the event is
-//! stamped `dispatched_at` — all in one transaction, so an event is fanned out once.
-//! Messages are unique per (endpoint, event), so a repeated fan-out adds nothing.
+//! recorded as dispatched (stamped on PostgreSQL; behind the outbox cursor on SQLite,
+//! see `repo::pending_events`) — all in one transaction, so an event is fanned out
+//! once. Messages are unique per (endpoint, event), so a repeated fan-out adds nothing.
 
 use std::collections::HashMap;
 
-use breadbox_auth::db::{now_ms, Backend};
+use breadbox_auth::db::now_ms;
 use breadbox_auth::secret::new_id;
 
 use super::repo;
@@ -13,12 +14,10 @@ use crate::domain::Crm;
 
 /// Fans out up to `limit` events; returns how many.
 pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
-    let mut tx = crm.writer().begin().await?;
-    if crm.backend() == Backend::Sqlite {
-        // Take SQLite's write lock first: a transaction that reads and then writes fails
-        // at once (SQLITE_BUSY) when another writer committed in between.
-        sqlx::query("UPDATE events SET dispatched_at = dispatched_at WHERE id = ''").execute(&mut *tx).await?;
+    if !repo::has_pending(crm.pool(), crm.backend()).await? {
+        return Ok(0);
     }
+    let mut tx = crm.writer().begin().await?;
     let events = repo::pending_events(&mut tx, crm.backend(), limit).await?;
     if events.is_empty() {
         tx.rollback().await?;
@@ -26,7 +25,7 @@ pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
     }
     let now = now_ms();
     let mut endpoints: HashMap<(String, String), Vec<(String, Vec<String>)>> = HashMap::new();
-    for event in &events {
+    for event in events.iter().filter(|e| e.direct == 0) {
         let key = (event.org_id.clone(), event.env.clone());
         if !endpoints.contains_key(&key) {
             let rows = repo::enabled_endpoints(&mut tx, &event.org_id, &event.env).await?;

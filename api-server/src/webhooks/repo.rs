@@ -213,24 +213,62 @@ pub fn skip_locked(backend: Backend) -> &'static str {
     }
 }
 
-/// An undispatched event.
+/// An event the dispatcher has not fanned out yet.
 #[derive(Debug, Clone, FromRow)]
 pub struct PendingEvent {
+    /// Its rowid on SQLite (the outbox cursor's unit); 0 on PostgreSQL.
+    pub seq: i64,
     pub id: String,
     pub org_id: String,
     pub env: String,
     #[sqlx(rename = "type")]
     pub kind: String,
+    /// Written for one endpoint with its message (a test event): nothing to fan out.
+    pub direct: i64,
 }
 
+/// On SQLite, whether events were written after the outbox cursor: a read on the read
+/// pool, so that an idle dispatcher does not take the write lock. Always true on
+/// PostgreSQL, whose claim does not block writers.
+pub async fn has_pending(pool: &AnyPool, backend: Backend) -> sqlx::Result<bool> {
+    if backend == Backend::Postgres {
+        return Ok(true);
+    }
+    let (newest, cursor): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT MAX(rowid) FROM events), (SELECT last_rowid FROM outbox_cursor WHERE id = 1)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(newest.unwrap_or(0) > cursor.unwrap_or(0))
+}
+
+/// Up to `limit` events not fanned out yet, oldest first, held for this transaction:
+/// on PostgreSQL the undispatched rows, locked (`SKIP LOCKED`: each instance takes its
+/// own); on SQLite the rows after the outbox cursor, once the cursor's row is written
+/// so that this transaction holds the write lock before it reads (a transaction that
+/// reads and then writes fails at once when another writer committed in between).
 pub async fn pending_events(tx: &mut Transaction<'static, Any>, backend: Backend, limit: i64) -> sqlx::Result<Vec<PendingEvent>> {
-    sqlx::query_as(&format!(
-        "SELECT id, org_id, env, type FROM events WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT $1{}",
-        skip_locked(backend)
-    ))
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await
+    match backend {
+        Backend::Postgres => {
+            sqlx::query_as(
+                "SELECT CAST(0 AS BIGINT) AS seq, id, org_id, env, type, CAST(0 AS BIGINT) AS direct FROM events WHERE dispatched_at IS NULL \
+                 ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await
+        }
+        Backend::Sqlite => {
+            sqlx::query("UPDATE outbox_cursor SET last_rowid = last_rowid WHERE id = 1").execute(&mut **tx).await?;
+            sqlx::query_as(
+                "SELECT rowid AS seq, id, org_id, env, type, dispatched_at IS NOT NULL AS direct FROM events \
+                 WHERE rowid > (SELECT last_rowid FROM outbox_cursor WHERE id = 1) ORDER BY rowid LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await
+        }
+    }
 }
 
 /// The enabled endpoints of a tenant: id and subscribed types (JSON).
@@ -242,8 +280,19 @@ pub async fn enabled_endpoints(tx: &mut Transaction<'static, Any>, org_id: &str,
         .await
 }
 
-/// Stamps `events` fanned out at `now`, with one statement per 500.
+/// Records `events` (as `pending_events` returned them) fanned out at `now`: on
+/// PostgreSQL each is stamped, one statement per 500; on SQLite the cursor moves past
+/// the last one.
 pub async fn mark_dispatched(tx: &mut Transaction<'static, Any>, backend: Backend, events: &[PendingEvent], now: i64) -> sqlx::Result<()> {
+    if backend == Backend::Sqlite {
+        if let Some(last) = events.iter().map(|e| e.seq).max() {
+            sqlx::query("UPDATE outbox_cursor SET last_rowid = $1 WHERE id = 1 AND last_rowid < $1")
+                .bind(last)
+                .execute(&mut **tx)
+                .await?;
+        }
+        return Ok(());
+    }
     for chunk in events.chunks(500) {
         let sql = format!(
             "UPDATE events SET dispatched_at = {} WHERE id IN {}",
