@@ -179,10 +179,15 @@ impl AuthService {
             OAuthError::server()
         })?;
         client.last_used.store(now_ms(), Ordering::Relaxed);
-        metrics::counter!("breadbox_tokens_issued_total").increment(1);
+        TOKENS_ISSUED.increment(1);
         Ok(IssuedToken { access_token, expires_in: TOKEN_TTL_SECS, scope, claims })
     }
 }
+
+/// Registered on first use (after the server installed its recorder): looking it up in
+/// the registry on every token hashed its name each time.
+static TOKENS_ISSUED: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("breadbox_tokens_issued_total"));
 
 /// 128 random bits from the thread's CSPRNG (ChaCha, seeded from the OS), base62:
 /// unique and unguessable without a system call per token.
