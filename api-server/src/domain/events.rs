@@ -46,13 +46,15 @@ pub struct Event {
     /// `evt_…`: stable across delivery attempts, so receivers can deduplicate.
     pub id: String,
     pub kind: EventType,
-    pub data: serde_json::Value,
+    /// The data as JSON text, written when the event is made: before the change's
+    /// transaction starts, so that the one writer of SQLite is not held while it is.
+    pub data: String,
     pub created_at: i64,
 }
 
 impl Event {
     pub fn new(kind: EventType, data: serde_json::Value) -> Event {
-        Event { id: new_id("evt"), kind, data, created_at: now_ms() }
+        Event { id: new_id("evt"), kind, data: data.to_string(), created_at: now_ms() }
     }
 
     /// An event whose data is `value` as the API shows it.

@@ -77,7 +77,6 @@ fn sites_json(account: &Account) -> String {
 
 /// Inserts the account and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Account, events: &[Event]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
     let (sql, joined) = repo::events::joined(
         backend,
         "INSERT INTO accounts (id, org_id, env, name, domain, industry, lifecycle, sites, primary_contact_id, \
@@ -101,7 +100,10 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Accou
     .bind(a.version)
     .bind(a.created_at)
     .bind(a.updated_at);
-    repo::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
+    let query = repo::events::bind_joined(query, tenant, joined);
+    // Begun once the statement is ready: on SQLite the one writer is held from here.
+    let mut tx = pool.begin().await?;
+    query.execute(&mut *tx).await?;
     tx.commit().await
 }
 
@@ -166,8 +168,7 @@ pub async fn list(
 /// Writes `a` and its events if the stored version is still `expected`; false when
 /// another writer won.
 pub async fn update(pool: &AnyPool, tenant: &Tenant, a: &Account, expected: i64, events: &[Event]) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let done = sqlx::query(
+    let query = sqlx::query(
         "UPDATE accounts SET name = $1, domain = $2, industry = $3, lifecycle = $4, sites = $5, \
          primary_contact_id = $6, seats = $7, notes = $8, version = $9, updated_at = $10 \
          WHERE id = $11 AND org_id = $12 AND env = $13 AND version = $14",
@@ -185,9 +186,9 @@ pub async fn update(pool: &AnyPool, tenant: &Tenant, a: &Account, expected: i64,
     .bind(&a.id)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
-    .bind(expected)
-    .execute(&mut *tx)
-    .await?;
+    .bind(expected);
+    let mut tx = pool.begin().await?;
+    let done = query.execute(&mut *tx).await?;
     if done.rows_affected() != 1 {
         tx.rollback().await?;
         return Ok(false);

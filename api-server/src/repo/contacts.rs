@@ -85,7 +85,6 @@ async fn insert_links(tx: &mut Transaction<'static, Any>, tenant: &Tenant, c: &C
 
 /// Inserts the contact, its links and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Contact, events: &[Event]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
     let (sql, joined) = super::events::joined(
         backend,
         "INSERT INTO contacts (id, org_id, env, first_name, last_name, email, phone, title, notes, version, \
@@ -106,7 +105,10 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Conta
     .bind(c.version)
     .bind(c.created_at)
     .bind(c.updated_at);
-    super::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
+    let query = super::events::bind_joined(query, tenant, joined);
+    // Begun once the statement is ready: on SQLite the one writer is held from here.
+    let mut tx = pool.begin().await?;
+    query.execute(&mut *tx).await?;
     insert_links(&mut tx, tenant, c).await?;
     tx.commit().await
 }

@@ -111,7 +111,6 @@ async fn insert_change(
 
 /// Inserts the deal, its first stage change and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal, history: &[StageChange], events: &[Event]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
     let (sql, joined) = super::events::joined(
         backend,
         "INSERT INTO deals (id, org_id, env, account_id, name, stage, amount, currency, expected_close_date, \
@@ -136,7 +135,10 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal,
     .bind(d.version)
     .bind(d.created_at)
     .bind(d.updated_at);
-    super::events::bind_joined(query, tenant, joined).execute(&mut *tx).await?;
+    let query = super::events::bind_joined(query, tenant, joined);
+    // Begun once the statement is ready: on SQLite the one writer is held from here.
+    let mut tx = pool.begin().await?;
+    query.execute(&mut *tx).await?;
     for change in history {
         insert_change(&mut tx, tenant, &d.id, change).await?;
     }

@@ -139,10 +139,12 @@ fn bind_row<'q>(query: Query<'q>, tenant: &'q Tenant, d: &'q Device) -> Query<'q
 
 /// Inserts the device and its events, atomically.
 pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Device, events: &[Event]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
     let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", super::numbered_rows(0, 1, INSERT_WIDTH));
     let (sql, joined) = super::events::joined(backend, &sql, INSERT_WIDTH, events);
-    super::events::bind_joined(bind_row(sqlx::query(&sql), tenant, d), tenant, joined).execute(&mut *tx).await?;
+    let query = super::events::bind_joined(bind_row(sqlx::query(&sql), tenant, d), tenant, joined);
+    // Begun once the statement is ready: on SQLite the one writer is held from here.
+    let mut tx = pool.begin().await?;
+    query.execute(&mut *tx).await?;
     tx.commit().await
 }
 

@@ -34,7 +34,7 @@ fn bind_event<'q>(query: AnyQuery<'q>, tenant: &'q Tenant, event: &'q Event) -> 
         .bind(&tenant.org_id)
         .bind(tenant.env_str())
         .bind(event.kind.as_str())
-        .bind(event.data.to_string())
+        .bind(event.data.as_str())
         .bind(event.created_at)
 }
 
