@@ -103,10 +103,7 @@ impl KeySet {
             if active.is_none() && record.retired_at.is_none() {
                 let der = STANDARD.decode(&record.private_der).map_err(|e| corrupt(e.to_string()))?;
                 let key = SigningKey::from_pkcs8_der(&der).map_err(|e| corrupt(e.to_string()))?;
-                if key.verifying_key().as_bytes()[..] != x[..] {
-                    return Err(corrupt("private key does not match the public key".into()));
-                }
-                let key = signer(&key).map_err(|e| corrupt(e.to_string()))?;
+                let key = signer(&key, &x).map_err(|_| corrupt("private key does not match the public key".into()))?;
                 let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": record.kid});
                 active = Some(ActiveKey {
                     kid: record.kid.clone(),
@@ -146,9 +143,10 @@ impl KeySet {
     }
 }
 
-/// AWS-LC's signer for `key`.
-fn signer(key: &SigningKey) -> Result<aws_lc_rs::signature::Ed25519KeyPair, aws_lc_rs::error::KeyRejected> {
-    aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(&key.to_bytes(), key.verifying_key().as_bytes())
+/// AWS-LC's signer for `key`, refused unless `public` (the key the JWKS publishes) is
+/// `key`'s public half.
+fn signer(key: &SigningKey, public: &[u8]) -> Result<aws_lc_rs::signature::Ed25519KeyPair, aws_lc_rs::error::KeyRejected> {
+    aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(&key.to_bytes(), public)
 }
 
 /// Why a JWT was refused.
@@ -251,7 +249,7 @@ mod tests {
     fn signatures_are_ed25519_dalek_s_bytes_and_verify_with_it() {
         use ed25519_dalek::{Signer, Verifier};
         let key = SigningKey::generate(&mut OsRng);
-        let signer = signer(&key).unwrap();
+        let signer = signer(&key, key.verifying_key().as_bytes()).unwrap();
         for message in [&b""[..], b"header.payload", &[7u8; 1000][..]] {
             let ours = signer.sign(message);
             assert_eq!(ours.as_ref(), &key.sign(message).to_bytes()[..]);

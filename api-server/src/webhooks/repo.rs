@@ -1,5 +1,6 @@
-//! Queries of the webhook tables. Portable SQL; the one dialect difference (claiming
-//! rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL) is a suffix chosen by backend.
+//! Queries of the webhook tables. Portable SQL, but for two differences by backend:
+//! claiming rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL (`skip_locked`), and the
+//! outbox's record of what was fanned out (`pending_events`, `mark_dispatched`).
 
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
