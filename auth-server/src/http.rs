@@ -237,8 +237,8 @@ async fn issue(req: &Request, body: Body, service: &AuthService) -> Result<Respo
         }
     }
     let (client_id, secret, _) = client_credentials(req.headers(), &params)?;
-    authenticate_client(service, &client_id, &secret).await?;
-    let issued = service.issue_token(&client_id, &secret, params.scope.as_deref()).await?;
+    let client = authenticate_client(service, &client_id, &secret).await?;
+    let issued = service.issue_token(&client, params.scope.as_deref())?;
     let body = TokenResponse {
         access_token: &issued.access_token,
         token_type: "Bearer",

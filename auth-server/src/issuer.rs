@@ -136,15 +136,10 @@ impl AuthService {
         Ok(verified)
     }
 
-    /// The client-credentials grant: `requested` is the raw `scope` parameter, if any.
-    pub async fn issue_token(
-        &self,
-        client_id: &str,
-        secret: &ClientSecret,
-        requested: Option<&str>,
-    ) -> Result<IssuedToken, OAuthError> {
-        let client = self.verify_client(client_id, secret).await?;
-        if self.disabled_clients.read().contains(client_id) {
+    /// The client-credentials grant for a client [`verify_client`](Self::verify_client)
+    /// authenticated: `requested` is the raw `scope` parameter, if any.
+    pub fn issue_token(&self, client: &VerifiedClient, requested: Option<&str>) -> Result<IssuedToken, OAuthError> {
+        if self.disabled_clients.read().contains(&client.id) {
             return Err(OAuthError::bad_client());
         }
         let scope = match requested.map(str::trim).filter(|s| !s.is_empty()) {
