@@ -5,7 +5,9 @@
 //! and, on a refusal, `Retry-After`.
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use poem::http::{header, HeaderMap, HeaderName, HeaderValue};
 
@@ -19,6 +21,22 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Buckets one request can pass at most.
 const MAX_APPLIED: usize = 6;
+/// Numbers below this have their header value made once (see [`number`]).
+const SMALL_NUMBERS: u64 = 4096;
+/// Room for the `RateLimit` field: the longest bucket name and two 20-digit numbers.
+const FIELD_LEN: usize = 80;
+
+/// `n` as a header value. The small numbers the rate-limit headers carry are made
+/// once, as static bytes, so that a response clones them instead of allocating.
+pub(crate) fn number(n: u64) -> HeaderValue {
+    static SMALL: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+        (0..SMALL_NUMBERS).map(|n| HeaderValue::from_static(Box::leak(n.to_string().into_boxed_str()))).collect()
+    });
+    match usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
+        Some(value) => value.clone(),
+        None => HeaderValue::from(n),
+    }
+}
 
 tokio::task_local! {
     static CURRENT: RefCell<Context>;
@@ -108,18 +126,23 @@ pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
     let Some((bucket, verdict)) = decision.deciding() else { return };
     let spec = specs.get(bucket);
     let (remaining, reset) = match verdict {
-        Verdict::Admitted { remaining, reset } => (remaining, ceil_secs(reset)),
+        Verdict::Admitted { remaining, reset } => (u64::from(remaining), ceil_secs(reset)),
         Verdict::Refused { wait, reset } => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(ceil_secs(wait)));
+            headers.insert(header::RETRY_AFTER, number(ceil_secs(wait)));
             (0, ceil_secs(reset))
         }
     };
+    headers.reserve(6);
     headers.insert(X_RATELIMIT_LIMIT, spec.limit_header.clone());
-    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(remaining));
-    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
+    headers.insert(X_RATELIMIT_REMAINING, number(remaining));
+    headers.insert(X_RATELIMIT_RESET, number(reset));
     headers.insert(RATELIMIT_POLICY, specs.policy_header(decision.policies));
-    let field = format!("\"{}\";r={remaining};t={reset}", bucket.name());
-    if let Ok(value) = HeaderValue::try_from(field) {
-        headers.insert(RATELIMIT, value);
+    let mut field = [0u8; FIELD_LEN];
+    let mut rest = &mut field[..];
+    if write!(rest, "\"{}\";r={remaining};t={reset}", bucket.name()).is_ok() {
+        let len = FIELD_LEN - rest.len();
+        if let Ok(value) = HeaderValue::from_bytes(&field[..len]) {
+            headers.insert(RATELIMIT, value);
+        }
     }
 }

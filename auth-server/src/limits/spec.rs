@@ -76,7 +76,7 @@ pub(crate) struct Specs {
     specs: Vec<Spec>,
     /// `RateLimit-Policy` values by set of buckets (bit `i`: bucket of index `i`);
     /// requests pass a handful of distinct sets, so this stays tiny.
-    policies: RwLock<HashMap<u32, HeaderValue>>,
+    policies: RwLock<HashMap<u32, HeaderValue, foldhash::fast::RandomState>>,
 }
 
 impl Specs {
@@ -101,13 +101,13 @@ impl Specs {
                     burst: burst.max(1),
                     t,
                     policy: format!("\"{}\";q={limit};w={window_secs}", bucket.name()),
-                    limit_header: HeaderValue::from(burst.max(1)),
+                    limit_header: super::context::number(u64::from(burst.max(1))),
                 }
             })
             .collect();
         debug_assert_eq!(specs.len(), BUCKETS);
         debug_assert!(specs.iter().enumerate().all(|(i, s)| s.bucket.index() == i));
-        Specs { specs, policies: RwLock::new(HashMap::new()) }
+        Specs { specs, policies: RwLock::new(HashMap::default()) }
     }
 
     /// `RateLimit-Policy` for the buckets in `mask`, in index (= check) order.
@@ -122,7 +122,8 @@ impl Specs {
             .map(|s| s.policy.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let value = HeaderValue::from_str(&joined).expect("ASCII policy");
+        // Static bytes (a handful of sets, made once), so each response's clone is free.
+        let value = HeaderValue::from_static(Box::leak(joined.into_boxed_str()));
         self.policies.write().insert(mask, value.clone());
         value
     }
