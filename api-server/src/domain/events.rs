@@ -38,6 +38,11 @@ named_enum!(
 /// a change without knowing the wire types.
 pub trait Wire {
     fn wire(&self) -> serde_json::Value;
+
+    /// `wire()` as JSON text; a type may write it directly, to the same JSON.
+    fn wire_text(&self) -> String {
+        self.wire().to_string()
+    }
 }
 
 /// One event, ready for the outbox.
@@ -59,6 +64,6 @@ impl Event {
 
     /// An event whose data is `value` as the API shows it.
     pub fn of(kind: EventType, value: &impl Wire) -> Event {
-        Event::new(kind, value.wire())
+        Event { id: new_id("evt"), kind, data: value.wire_text(), created_at: now_ms() }
     }
 }
