@@ -4,8 +4,8 @@
 //! a fixed order; the first that refuses decides, and the decision reaches the
 //! response headers through a task-local ([`context`]).
 //!
-//! Buckets live in process (`governor`) or, with a Redis URL, in Redis (one Lua script
-//! per check, the same GCRA). When Redis fails the in-process buckets take over
+//! Buckets live in process (`governor`) or, with a Redis URL, in Redis (the same GCRA
+//! in a Lua script, each check atomic; concurrent checks share a script call). When Redis fails the in-process buckets take over
 //! (fail-open for availability) until Redis answers again.
 
 mod class;
