@@ -428,19 +428,9 @@ mod tests {
     #[test]
     fn device_events_carry_the_api_json() {
         let full = Device::example();
-        let bare = Device {
-            os: None,
-            os_version: None,
-            serial_number: None,
-            manufacturer: None,
-            model: None,
-            last_seen_at: None,
-            warranty_expires_at: None,
-            end_of_life_date: None,
-            kind: DeviceKind::Other,
-            status: DeviceStatus::Retired,
-            ..Device::example()
-        };
+        // A new device as the domain makes it: every optional field absent.
+        let bare = Device { status: DeviceStatus::Retired, ..Device::from(domain::Device::blank(0)) };
+        assert!(bare.os.is_none() && bare.last_seen_at.is_none(), "{bare:?}");
         for device in [full, bare] {
             let direct = serde_json::to_value(&device).expect("serializes");
             assert_eq!(Some(direct), device.to_json(), "{device:?}");
