@@ -2,8 +2,8 @@
 //! script (EVALSHA) that checks all buckets of a request atomically, in one round trip.
 //! Checks that arrive while a script call is in flight wait for the next one and go
 //! together, one call for all of them (as a database's group commit): each check is
-//! still decided atomically, in arrival order, but Redis runs one script and answers
-//! one reply for many requests. When Redis fails, `check` answers `None` and the caller
+//! still decided atomically, as if alone, but Redis runs one script and answers one
+//! reply for many requests. When Redis fails, `check` answers `None` and the caller
 //! uses the in-process buckets; Redis is tried again, in the background, every
 //! `RETRY_EVERY`.
 
@@ -227,7 +227,6 @@ impl RedisStore {
             _ => format!("{}:{}:{subject}", self.prefix, bucket.name()),
         }
     }
-
 
     /// Checks `items` in Redis; `None` when Redis did not answer (the caller falls back).
     pub async fn check(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)]) -> Option<Verdicts> {
