@@ -90,11 +90,11 @@ impl From<DeviceStatus> for domain::Status {
     }
 }
 
+// Also `serde::Serialize`, to the same JSON (a test holds them equal): a bulk upsert
+// writes up to 500 device events, whose data is then written straight to text rather
+// than through a `serde_json::Value` each. (Not in the doc comment: that is the schema's
+// description in the spec.)
 /// A device of one account, as its RMM sees it.
-///
-/// Also `serde::Serialize`, to the same JSON (a test holds them equal): a bulk upsert
-/// writes up to 500 device events, whose data is then written straight to text rather
-/// than through a `serde_json::Value` each.
 #[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
 #[serde(rename_all = "camelCase")]
