@@ -59,11 +59,15 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: EventType, data: serde_json::Value) -> Event {
-        Event { id: new_id("evt"), kind, data: data.to_string(), created_at: now_ms() }
+        Event::with_text(kind, data.to_string())
     }
 
     /// An event whose data is `value` as the API shows it.
     pub fn of(kind: EventType, value: &impl Wire) -> Event {
-        Event { id: new_id("evt"), kind, data: value.wire_text(), created_at: now_ms() }
+        Event::with_text(kind, value.wire_text())
+    }
+
+    fn with_text(kind: EventType, data: String) -> Event {
+        Event { id: new_id("evt"), kind, data, created_at: now_ms() }
     }
 }

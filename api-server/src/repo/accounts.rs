@@ -100,10 +100,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Accou
     .bind(a.version)
     .bind(a.created_at)
     .bind(a.updated_at);
-    let query = repo::events::bind_joined(query, tenant, joined);
-    // Begun once the statement is ready: on SQLite the one writer is held from here.
-    let mut tx = pool.begin().await?;
-    query.execute(&mut *tx).await?;
+    let (tx, _) = repo::begin_with(pool, repo::events::bind_joined(query, tenant, joined)).await?;
     tx.commit().await
 }
 
@@ -187,8 +184,7 @@ pub async fn update(pool: &AnyPool, tenant: &Tenant, a: &Account, expected: i64,
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
     .bind(expected);
-    let mut tx = pool.begin().await?;
-    let done = query.execute(&mut *tx).await?;
+    let (mut tx, done) = repo::begin_with(pool, query).await?;
     if done.rows_affected() != 1 {
         tx.rollback().await?;
         return Ok(false);

@@ -105,10 +105,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Conta
     .bind(c.version)
     .bind(c.created_at)
     .bind(c.updated_at);
-    let query = super::events::bind_joined(query, tenant, joined);
-    // Begun once the statement is ready: on SQLite the one writer is held from here.
-    let mut tx = pool.begin().await?;
-    query.execute(&mut *tx).await?;
+    let (mut tx, _) = super::begin_with(pool, super::events::bind_joined(query, tenant, joined)).await?;
     insert_links(&mut tx, tenant, c).await?;
     tx.commit().await
 }

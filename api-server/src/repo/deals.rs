@@ -135,10 +135,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal,
     .bind(d.version)
     .bind(d.created_at)
     .bind(d.updated_at);
-    let query = super::events::bind_joined(query, tenant, joined);
-    // Begun once the statement is ready: on SQLite the one writer is held from here.
-    let mut tx = pool.begin().await?;
-    query.execute(&mut *tx).await?;
+    let (mut tx, _) = super::begin_with(pool, super::events::bind_joined(query, tenant, joined)).await?;
     for change in history {
         insert_change(&mut tx, tenant, &d.id, change).await?;
     }

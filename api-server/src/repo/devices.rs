@@ -112,7 +112,7 @@ impl From<DeviceRecord> for Device {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+use super::AnyQuery as Query;
 
 fn bind_row<'q>(query: Query<'q>, tenant: &'q Tenant, d: &'q Device) -> Query<'q> {
     query
@@ -142,9 +142,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Devic
     let sql = format!("INSERT INTO devices ({INSERT_COLUMNS}) VALUES {}", super::numbered_rows(0, 1, INSERT_WIDTH));
     let (sql, joined) = super::events::joined(backend, &sql, INSERT_WIDTH, events);
     let query = super::events::bind_joined(bind_row(sqlx::query(&sql), tenant, d), tenant, joined);
-    // Begun once the statement is ready: on SQLite the one writer is held from here.
-    let mut tx = pool.begin().await?;
-    query.execute(&mut *tx).await?;
+    let (tx, _) = super::begin_with(pool, query).await?;
     tx.commit().await
 }
 

@@ -23,7 +23,7 @@ fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+use super::AnyQuery;
 
 const INSERT: &str = "INSERT INTO events (id, org_id, env, type, data, created_at) VALUES";
 

@@ -21,11 +21,24 @@ pub mod touchpoints;
 
 use std::fmt::Write;
 
-use sqlx::AnyPool;
+use sqlx::any::{AnyArguments, AnyQueryResult};
+use sqlx::{Any, AnyPool, Transaction};
 
 use breadbox_auth::db::Backend;
 
 use crate::domain::Tenant;
+
+/// A bound statement of the `Any` driver.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// Begins a transaction and runs `query`, built and bound beforehand, as its first
+/// statement: on SQLite the one writer is held from `begin` on, so nothing else is
+/// done while it is.
+pub(crate) async fn begin_with(pool: &AnyPool, query: AnyQuery<'_>) -> sqlx::Result<(Transaction<'static, Any>, AnyQueryResult)> {
+    let mut tx = pool.begin().await?;
+    let done = query.execute(&mut *tx).await?;
+    Ok((tx, done))
+}
 
 /// The rows of a multi-row `VALUES`: `rows` groups of `width` parameters, bound in
 /// order. SQLite gets anonymous `?`: sqlx's SQLite driver looks each numbered parameter
