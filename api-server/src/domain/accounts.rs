@@ -157,13 +157,13 @@ async fn domain_taken(crm: &Crm, tenant: &Tenant, account: &Account, err: sqlx::
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &AccountFilter, page: &PageRequest) -> Result<Page<Account>, DomainError> {
-    let rows = repo::accounts::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::accounts::list(crm.db(), tenant, filter, page).await?;
     let accounts = rows.into_iter().map(Account::from).collect();
     Ok(Page::from_rows(accounts, page, |a: &Account| Position { created_at: a.created_at, id: a.id.clone() }))
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Account, DomainError> {
-    repo::accounts::get(crm.pool(), tenant, id).await?.map(Account::from).ok_or(DomainError::NotFound("account"))
+    repo::accounts::get(crm.db(), tenant, id).await?.map(Account::from).ok_or(DomainError::NotFound("account"))
 }
 
 /// Creates an account; `name` is required, `lifecycle` defaults to `LEAD`.

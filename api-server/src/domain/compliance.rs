@@ -167,7 +167,7 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ItemFilter, page: &PageRe
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<ComplianceItem, DomainError> {
-    repo::compliance::get(crm.pool(), tenant, id).await?.map(ComplianceItem::from).ok_or(DomainError::NotFound("compliance item"))
+    repo::compliance::get(crm.db(), tenant, id).await?.map(ComplianceItem::from).ok_or(DomainError::NotFound("compliance item"))
 }
 
 /// The status of every framework, in `Framework::NAMES` order (frameworks without

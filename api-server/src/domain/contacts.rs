@@ -167,7 +167,7 @@ async fn email_taken(crm: &Crm, tenant: &Tenant, contact: &Contact, err: sqlx::E
 async fn with_links(crm: &Crm, tenant: &Tenant, rows: Vec<repo::contacts::ContactRecord>) -> Result<Vec<Contact>, DomainError> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut links: HashMap<String, Vec<AccountLink>> = HashMap::new();
-    for link in repo::contacts::links_of(crm.pool(), tenant, &ids).await? {
+    for link in repo::contacts::links_of(crm.db(), tenant, &ids).await? {
         links.entry(link.contact_id.clone()).or_default().push(AccountLink::from(link));
     }
     Ok(rows
@@ -187,7 +187,7 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ContactFilter, page: &Pag
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Contact, DomainError> {
-    let row = repo::contacts::get(crm.pool(), tenant, id).await?.ok_or(DomainError::NotFound("contact"))?;
+    let row = repo::contacts::get(crm.db(), tenant, id).await?.ok_or(DomainError::NotFound("contact"))?;
     let mut contacts = with_links(crm, tenant, vec![row]).await?;
     contacts.pop().ok_or(DomainError::NotFound("contact"))
 }

@@ -334,9 +334,9 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ContractFilter, page: &Pa
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<ContractDetail, DomainError> {
-    let contract = repo::contracts::get(crm.pool(), tenant, id).await?.map(Contract::from).ok_or(DomainError::NotFound("contract"))?;
-    let lines = repo::contracts::lines(crm.pool(), tenant, id).await?;
-    let amendments = repo::contracts::amendments(crm.pool(), tenant, id).await?;
+    let contract = repo::contracts::get(crm.db(), tenant, id).await?.map(Contract::from).ok_or(DomainError::NotFound("contract"))?;
+    let lines = repo::contracts::lines(crm.db(), tenant, id).await?;
+    let amendments = repo::contracts::amendments(crm.db(), tenant, id).await?;
     Ok(ContractDetail { contract, lines, amendments })
 }
 

@@ -191,11 +191,11 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &DealFilter, page: &PageRe
 }
 
 async fn get_deal(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Deal, DomainError> {
-    repo::deals::get(crm.pool(), tenant, id).await?.map(Deal::from).ok_or(DomainError::NotFound("deal"))
+    repo::deals::get(crm.db(), tenant, id).await?.map(Deal::from).ok_or(DomainError::NotFound("deal"))
 }
 
 async fn with_history(crm: &Crm, tenant: &Tenant, deal: Deal) -> Result<DealDetail, DomainError> {
-    let history = repo::deals::history(crm.pool(), tenant, &deal.id).await?;
+    let history = repo::deals::history(crm.db(), tenant, &deal.id).await?;
     Ok(DealDetail { deal, history: history.into_iter().map(StageChange::from).collect() })
 }
 

@@ -226,7 +226,7 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &DeviceFilter, page: &Page
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Device, DomainError> {
-    repo::devices::get(crm.pool(), tenant, id).await?.map(Device::from).ok_or(DomainError::NotFound("device"))
+    repo::devices::get(crm.db(), tenant, id).await?.map(Device::from).ok_or(DomainError::NotFound("device"))
 }
 
 /// Creates a device; `accountId`, `rmmAgentId` and `hostname` are required, `kind`

@@ -263,12 +263,12 @@ pub fn daily(today: i64, before: Option<i64>, stored: &[(i64, i64)]) -> Vec<DayP
 
 pub async fn get(crm: &Crm, tenant: &Tenant, account_id: &str) -> Result<HealthDetail, DomainError> {
     let today = day_of(now_ms());
-    let record = repo::health::get(crm.pool(), tenant, account_id, today - TREND_DAYS * DAY_MS)
+    let record = repo::health::get(crm.db(), tenant, account_id, today - TREND_DAYS * DAY_MS)
         .await?
         .ok_or(DomainError::NotFound("account"))?;
-    let signals = repo::health::signals(crm.pool(), tenant, account_id).await?;
+    let signals = repo::health::signals(crm.db(), tenant, account_id).await?;
     let start = today - (HISTORY_DAYS - 1) * DAY_MS;
-    let (before, stored) = repo::health::days(crm.pool(), tenant, account_id, start, today).await?;
+    let (before, stored) = repo::health::days(crm.db(), tenant, account_id, start, today).await?;
     Ok(HealthDetail {
         score: record.into(),
         signals: breakdown(signals.into_iter().map(Signal::from).collect()),

@@ -184,7 +184,7 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &LeadFilter, page: &PageRe
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Lead, DomainError> {
-    repo::leads::get(crm.pool(), tenant, id).await?.map(Lead::from).ok_or(DomainError::NotFound("lead"))
+    repo::leads::get(crm.db(), tenant, id).await?.map(Lead::from).ok_or(DomainError::NotFound("lead"))
 }
 
 /// Creates a lead; `companyName` is required, `status` defaults to `NEW`.

@@ -98,6 +98,11 @@ impl Crm {
         self.db.pool()
     }
 
+    /// The database, for its short reads (`Db::fetch_one_by_key`, `Db::fetch_few`).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The pool for writes: on SQLite one connection, so writers queue rather than sleep
     /// on SQLite's lock (see `breadbox_auth::db::Db`).
     pub fn writer(&self) -> &AnyPool {

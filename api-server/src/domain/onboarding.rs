@@ -135,11 +135,11 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ProjectFilter, page: &Pag
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<ProjectDetail, DomainError> {
-    let project = repo::onboarding::get(crm.pool(), tenant, id)
+    let project = repo::onboarding::get(crm.db(), tenant, id)
         .await?
         .map(Project::from)
         .ok_or(DomainError::NotFound("onboarding project"))?;
-    let milestones = repo::onboarding::milestones(crm.pool(), tenant, id).await?;
+    let milestones = repo::onboarding::milestones(crm.db(), tenant, id).await?;
     Ok(ProjectDetail { project, milestones: milestones.into_iter().map(Milestone::from).collect() })
 }
 

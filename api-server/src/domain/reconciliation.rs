@@ -227,5 +227,5 @@ pub async fn list(
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Reconciliation, DomainError> {
-    repo::reconciliation::get(crm.pool(), tenant, id).await?.ok_or(DomainError::NotFound("reconciliation record"))
+    repo::reconciliation::get(crm.db(), tenant, id).await?.ok_or(DomainError::NotFound("reconciliation record"))
 }

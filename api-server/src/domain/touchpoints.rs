@@ -169,7 +169,7 @@ pub async fn list(crm: &Crm, tenant: &Tenant, filter: &TouchpointFilter, page: &
 }
 
 pub async fn get(crm: &Crm, tenant: &Tenant, id: &str) -> Result<Touchpoint, DomainError> {
-    repo::touchpoints::get(crm.pool(), tenant, id).await?.map(Touchpoint::from).ok_or(DomainError::NotFound("touchpoint"))
+    repo::touchpoints::get(crm.db(), tenant, id).await?.map(Touchpoint::from).ok_or(DomainError::NotFound("touchpoint"))
 }
 
 async fn existing(crm: &Crm, tenant: &Tenant, t: &Touchpoint) -> Result<Option<Touchpoint>, DomainError> {

@@ -1,10 +1,12 @@
 //! `accounts`. Sites are stored as a JSON array in `sites`: they are few, always read
 //! with their account and replaced as a whole.
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, FromRow};
 
-use breadbox_auth::db::Backend;
+use breadbox_auth::db::{Backend, Db};
 
 use crate::domain::accounts::{Account, AccountFilter, Lifecycle, Site};
 use crate::domain::events::Event;
@@ -13,7 +15,7 @@ use crate::domain::Tenant;
 use crate::repo;
 
 /// A row of `accounts`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, Deserialize)]
 pub struct AccountRecord {
     pub id: String,
     pub name: String,
@@ -104,13 +106,9 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, a: &Accou
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<AccountRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<AccountRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "accounts"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 pub async fn exists(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<bool> {
@@ -136,30 +134,33 @@ pub async fn find_by_domain(pool: &AnyPool, tenant: &Tenant, domain: &str) -> sq
 
 /// Up to `page.fetch()` accounts after `page.after`, in `(created_at, id)` order.
 pub async fn list(
-    pool: &AnyPool,
+    db: &Db,
     tenant: &Tenant,
     filter: &AccountFilter,
     page: &PageRequest,
 ) -> sqlx::Result<Vec<AccountRecord>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM accounts \
-         WHERE org_id = $1 AND env = $2 \
-           AND ($3 IS NULL OR lifecycle = $3) \
-           AND ($4 IS NULL OR industry = $4) \
-           AND ($5 IS NULL OR updated_at >= $5) \
-           AND (created_at, id) > ($6, $7) \
-         ORDER BY created_at, id LIMIT $8"
-    ))
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .bind(filter.lifecycle.map(Lifecycle::as_str))
-    .bind(filter.industry.as_deref())
-    .bind(page.updated_since)
-    .bind(page.after.created_at)
-    .bind(&page.after.id)
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM accounts \
+             WHERE org_id = $1 AND env = $2 \
+               AND ($3 IS NULL OR lifecycle = $3) \
+               AND ($4 IS NULL OR industry = $4) \
+               AND ($5 IS NULL OR updated_at >= $5) \
+               AND (created_at, id) > ($6, $7) \
+             ORDER BY created_at, id LIMIT $8"
+        )
+    });
+    let params = [
+        (&tenant.org_id).into(),
+        tenant.env_str().into(),
+        filter.lifecycle.map(Lifecycle::as_str).into(),
+        filter.industry.as_deref().into(),
+        page.updated_since.into(),
+        page.after.created_at.into(),
+        (&page.after.id).into(),
+        page.fetch().into(),
+    ];
+    db.fetch_list(&SQL, &params).await
 }
 
 /// Writes `a` and its events if the stored version is still `expected`; false when

@@ -1,13 +1,18 @@
 //! `compliance_items`.
 
+use std::sync::LazyLock;
+
 use sqlx::{AnyPool, FromRow};
+
+use breadbox_auth::db::Db;
 
 use crate::domain::compliance::{ComplianceItem, Framework, ItemFilter, ItemStatus};
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `compliance_items`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct ItemRecord {
     pub id: String,
     pub account_id: String,
@@ -79,13 +84,9 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, i: &ComplianceItem) -> sqlx
     Ok(())
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ItemRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM compliance_items WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ItemRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "compliance_items"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// Up to `page.fetch()` items after `page.after`, in `(created_at, id)` order.

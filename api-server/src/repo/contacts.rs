@@ -1,6 +1,8 @@
 //! `contacts` and their links to accounts, `account_contacts`.
 
-use breadbox_auth::db::Backend;
+use std::sync::LazyLock;
+
+use breadbox_auth::db::{Backend, Db, Param};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use crate::domain::contacts::{AccountLink, Contact, ContactFilter, Role};
@@ -10,7 +12,7 @@ use crate::domain::Tenant;
 use crate::repo;
 
 /// A row of `contacts`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct ContactRecord {
     pub id: String,
     pub first_name: String,
@@ -25,7 +27,7 @@ pub struct ContactRecord {
 }
 
 /// A row of `account_contacts`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct LinkRecord {
     pub contact_id: String,
     pub account_id: String,
@@ -110,13 +112,9 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, c: &Conta
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ContactRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ContactRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "contacts"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 pub async fn exists(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<bool> {
@@ -162,7 +160,7 @@ pub async fn list(
 }
 
 /// The links of the given contacts, oldest first.
-pub async fn links_of(pool: &AnyPool, tenant: &Tenant, contact_ids: &[&str]) -> sqlx::Result<Vec<LinkRecord>> {
+pub async fn links_of(db: &Db, tenant: &Tenant, contact_ids: &[&str]) -> sqlx::Result<Vec<LinkRecord>> {
     if contact_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -173,11 +171,9 @@ pub async fn links_of(pool: &AnyPool, tenant: &Tenant, contact_ids: &[&str]) -> 
          WHERE org_id = $1 AND env = $2 AND contact_id IN ({}) ORDER BY created_at, account_id",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as(&sql).bind(&tenant.org_id).bind(tenant.env_str());
-    for id in contact_ids {
-        query = query.bind(*id);
-    }
-    query.fetch_all(pool).await
+    let mut params = vec![Param::from(&tenant.org_id), Param::from(tenant.env_str())];
+    params.extend(contact_ids.iter().map(|id| Param::from(*id)));
+    db.fetch_few(&sql, &params).await
 }
 
 /// Writes `c` and its events (and, when `links_changed`, replaces its links) if the

@@ -1,18 +1,23 @@
 //! `contracts`, their `contract_lines` and `contract_amendments`.
 
+use std::sync::LazyLock;
+
 use serde_json::{json, Value};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use breadbox_auth::secret::new_id;
+
+use breadbox_auth::db::Db;
 
 use crate::domain::contracts::{Amendment, Contract, ContractFilter, ContractStatus, FieldChange};
 use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::service_lines::{BillingPeriod, ServiceCategory, ServiceLine, Totals};
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `contracts`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct ContractRecord {
     pub id: String,
     pub account_id: String,
@@ -31,7 +36,7 @@ pub struct ContractRecord {
 }
 
 /// A row of `contract_lines`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 struct LineRecord {
     category: String,
     description: String,
@@ -41,7 +46,7 @@ struct LineRecord {
 }
 
 /// A row of `contract_amendments`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 struct AmendmentRecord {
     id: String,
     contract_version: i64,
@@ -249,40 +254,32 @@ pub async fn amend(
     Ok(true)
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ContractRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM contracts WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ContractRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "contracts"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// The lines of a contract, in the order given.
-pub async fn lines(pool: &AnyPool, tenant: &Tenant, contract_id: &str) -> sqlx::Result<Vec<ServiceLine>> {
-    let rows: Vec<LineRecord> = sqlx::query_as(
-        "SELECT category, description, quantity, unit_price, billing_period FROM contract_lines \
+pub async fn lines(db: &Db, tenant: &Tenant, contract_id: &str) -> sqlx::Result<Vec<ServiceLine>> {
+    let rows: Vec<LineRecord> = db
+        .fetch_few(
+            "SELECT category, description, quantity, unit_price, billing_period FROM contract_lines \
          WHERE contract_id = $1 AND org_id = $2 AND env = $3 ORDER BY position",
-    )
-    .bind(contract_id)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .fetch_all(pool)
-    .await?;
+            &[contract_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
+        )
+        .await?;
     Ok(rows.into_iter().map(ServiceLine::from).collect())
 }
 
 /// The amendments of a contract, oldest first.
-pub async fn amendments(pool: &AnyPool, tenant: &Tenant, contract_id: &str) -> sqlx::Result<Vec<Amendment>> {
-    let rows: Vec<AmendmentRecord> = sqlx::query_as(
-        "SELECT id, contract_version, effective_date, description, changes, created_by, created_at \
+pub async fn amendments(db: &Db, tenant: &Tenant, contract_id: &str) -> sqlx::Result<Vec<Amendment>> {
+    let rows: Vec<AmendmentRecord> = db
+        .fetch_few(
+            "SELECT id, contract_version, effective_date, description, changes, created_by, created_at \
          FROM contract_amendments WHERE contract_id = $1 AND org_id = $2 AND env = $3 ORDER BY contract_version",
-    )
-    .bind(contract_id)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .fetch_all(pool)
-    .await?;
+            &[contract_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
+        )
+        .await?;
     Ok(rows.into_iter().map(Amendment::from).collect())
 }
 

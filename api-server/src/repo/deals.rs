@@ -1,6 +1,8 @@
 //! `deals` and their stage history, `deal_stage_changes`.
 
-use breadbox_auth::db::Backend;
+use std::sync::LazyLock;
+
+use breadbox_auth::db::{Backend, Db};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use breadbox_auth::secret::new_id;
@@ -12,7 +14,7 @@ use crate::domain::Tenant;
 use crate::repo;
 
 /// A row of `deals`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct DealRecord {
     pub id: String,
     pub account_id: String,
@@ -30,7 +32,7 @@ pub struct DealRecord {
 }
 
 /// A row of `deal_stage_changes`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct StageChangeRecord {
     pub deal_version: i64,
     pub from_stage: Option<String>,
@@ -142,25 +144,18 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Deal,
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<DealRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM deals WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<DealRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "deals"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// The stage changes of a deal, oldest first.
-pub async fn history(pool: &AnyPool, tenant: &Tenant, deal_id: &str) -> sqlx::Result<Vec<StageChangeRecord>> {
-    sqlx::query_as(
+pub async fn history(db: &Db, tenant: &Tenant, deal_id: &str) -> sqlx::Result<Vec<StageChangeRecord>> {
+    db.fetch_few(
         "SELECT deal_version, from_stage, to_stage, reason, changed_by, changed_at FROM deal_stage_changes \
          WHERE deal_id = $1 AND org_id = $2 AND env = $3 ORDER BY deal_version",
+        &[deal_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
     )
-    .bind(deal_id)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .fetch_all(pool)
     .await
 }
 

@@ -2,18 +2,21 @@
 //! a batch with multi-row `INSERT … ON CONFLICT (org_id, env, rmm_agent_id) DO UPDATE`
 //! statements (the same text on both backends), each row guarded by its version.
 
+use std::sync::LazyLock;
+
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
-use breadbox_auth::db::Backend;
+use breadbox_auth::db::{Backend, Db};
 use breadbox_auth::Environment;
 
 use crate::domain::devices::{Condition, Device, DeviceFilter, Kind, Status};
 use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `devices`, without the sweep's bookkeeping.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct DeviceRecord {
     pub id: String,
     pub account_id: String,
@@ -146,13 +149,9 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, d: &Devic
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<DeviceRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM devices WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<DeviceRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "devices"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// Up to `page.fetch()` devices after `page.after`, in `(created_at, id)` order.

@@ -1,7 +1,10 @@
 //! `health_signals`, `health_scores` and `health_score_days`, read with their accounts.
 
+use std::sync::LazyLock;
+
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
+use breadbox_auth::db::Db;
 use breadbox_auth::secret::new_id;
 
 use crate::domain::events::Event;
@@ -10,7 +13,7 @@ use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
 
 /// An account with its score row, if any, and the score of the trend's reference day.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct ScoreRecord {
     pub account_id: String,
     pub account_name: String,
@@ -21,8 +24,15 @@ pub struct ScoreRecord {
     pub score_before: Option<i64>,
 }
 
+/// A point of `health_score_days`.
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
+struct DayRecord {
+    day: i64,
+    score: i64,
+}
+
 /// A row of `health_signals`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct SignalRecord {
     pub source: String,
     pub name: String,
@@ -89,30 +99,26 @@ pub async fn list(
     .await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, account_id: &str, trend_day: i64) -> sqlx::Result<Option<ScoreRecord>> {
-    sqlx::query_as(&format!("{SCORE_SELECT} WHERE a.id = $2 AND a.org_id = $3 AND a.env = $4"))
-        .bind(trend_day)
-        .bind(account_id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, account_id: &str, trend_day: i64) -> sqlx::Result<Option<ScoreRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("{SCORE_SELECT} WHERE a.id = $2 AND a.org_id = $3 AND a.env = $4"));
+    db.fetch_one_by_key(&SQL, &[trend_day.into(), account_id.into(), (&tenant.org_id).into(), tenant.env_str().into()]).await
 }
 
 /// The latest value of every signal of the account, by source and name.
-pub async fn signals(pool: &AnyPool, tenant: &Tenant, account_id: &str) -> sqlx::Result<Vec<SignalRecord>> {
-    signals_in(pool, tenant, account_id).await
+pub async fn signals(db: &Db, tenant: &Tenant, account_id: &str) -> sqlx::Result<Vec<SignalRecord>> {
+    db.fetch_few(SIGNALS, &[account_id.into(), (&tenant.org_id).into(), tenant.env_str().into()]).await
 }
+
+/// The signals of account `$1` of org `$2`, environment `$3`.
+const SIGNALS: &str = "SELECT source, name, value, weight, observed_at FROM health_signals \
+     WHERE account_id = $1 AND org_id = $2 AND env = $3 ORDER BY source, name";
 
 async fn signals_in<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     tenant: &Tenant,
     account_id: &str,
 ) -> sqlx::Result<Vec<SignalRecord>> {
-    sqlx::query_as(
-        "SELECT source, name, value, weight, observed_at FROM health_signals \
-         WHERE account_id = $1 AND org_id = $2 AND env = $3 ORDER BY source, name",
-    )
+    sqlx::query_as(SIGNALS)
     .bind(account_id)
     .bind(&tenant.org_id)
     .bind(tenant.env_str())
@@ -123,34 +129,27 @@ async fn signals_in<'e>(
 /// The last stored score before `start`, and the `(day, score)` points from `start` to
 /// `end`, oldest first.
 pub async fn days(
-    pool: &AnyPool,
+    db: &Db,
     tenant: &Tenant,
     account_id: &str,
     start: i64,
     end: i64,
 ) -> sqlx::Result<(Option<i64>, Vec<(i64, i64)>)> {
-    let before: Option<(i64,)> = sqlx::query_as(
-        "SELECT score FROM health_score_days WHERE account_id = $1 AND org_id = $2 AND env = $3 AND day < $4 \
-         ORDER BY day DESC LIMIT 1",
-    )
-    .bind(account_id)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .bind(start)
-    .fetch_optional(pool)
-    .await?;
-    let points = sqlx::query_as(
-        "SELECT day, score FROM health_score_days WHERE account_id = $1 AND org_id = $2 AND env = $3 \
-         AND day >= $4 AND day <= $5 ORDER BY day",
-    )
-    .bind(account_id)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .bind(start)
-    .bind(end)
-    .fetch_all(pool)
-    .await?;
-    Ok((before.map(|b| b.0), points))
+    let before: Option<DayRecord> = db
+        .fetch_one_by_key(
+            "SELECT day, score FROM health_score_days WHERE account_id = $1 AND org_id = $2 AND env = $3 AND day < $4 \
+             ORDER BY day DESC LIMIT 1",
+            &[account_id.into(), (&tenant.org_id).into(), tenant.env_str().into(), start.into()],
+        )
+        .await?;
+    let points: Vec<DayRecord> = db
+        .fetch_few(
+            "SELECT day, score FROM health_score_days WHERE account_id = $1 AND org_id = $2 AND env = $3 \
+             AND day >= $4 AND day <= $5 ORDER BY day",
+            &[account_id.into(), (&tenant.org_id).into(), tenant.env_str().into(), start.into(), end.into()],
+        )
+        .await?;
+    Ok((before.map(|b| b.score), points.into_iter().map(|p| (p.day, p.score)).collect()))
 }
 
 /// Claims the account's score row for this transaction, creating it (without a score)

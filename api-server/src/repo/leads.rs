@@ -1,13 +1,18 @@
 //! `leads`.
 
+use std::sync::LazyLock;
+
 use sqlx::{AnyPool, FromRow};
+
+use breadbox_auth::db::Db;
 
 use crate::domain::leads::{Industry, Lead, LeadFilter, Source, Status};
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `leads`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct LeadRecord {
     pub id: String,
     pub company_name: String,
@@ -89,13 +94,9 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, l: &Lead) -> sqlx::Result<(
     Ok(())
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<LeadRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM leads WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<LeadRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "leads"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// Up to `page.fetch()` leads after `page.after`, in `(created_at, id)` order.

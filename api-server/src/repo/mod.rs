@@ -24,7 +24,10 @@ use std::fmt::Write;
 use sqlx::any::{AnyArguments, AnyQueryResult};
 use sqlx::{Any, AnyPool, Transaction};
 
-use breadbox_auth::db::Backend;
+use breadbox_auth::db::{Backend, Db};
+use serde::de::DeserializeOwned;
+use sqlx::any::AnyRow;
+use sqlx::FromRow;
 
 use crate::domain::Tenant;
 
@@ -89,6 +92,21 @@ fn placeholder_rows(rows: usize, width: usize, numbered_after: Option<usize>) ->
         sql.push(')');
     }
     sql
+}
+
+/// The text `by_id` runs: `columns` of the tenant's row `$1` of `table`. Each module
+/// builds it once (our column lists and table names, never input).
+pub(crate) fn by_id_sql(columns: &str, table: &str) -> String {
+    format!("SELECT {columns} FROM {table} WHERE id = $1 AND org_id = $2 AND env = $3")
+}
+
+/// The tenant's row `id`, by `sql` from `by_id_sql`: a primary-key read, which on
+/// SQLite runs on the calling thread (`Db::fetch_one_by_key`).
+pub(crate) async fn by_id<T>(db: &Db, sql: &str, tenant: &Tenant, id: &str) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
+{
+    db.fetch_one_by_key(sql, &[id.into(), (&tenant.org_id).into(), tenant.env_str().into()]).await
 }
 
 /// Whether `table` holds the tenant's row `id`. `table` is one of our table names,

@@ -1,13 +1,18 @@
 //! `onboarding_projects` and their `onboarding_milestones`.
 
+use std::sync::LazyLock;
+
 use sqlx::{AnyPool, FromRow};
+
+use breadbox_auth::db::Db;
 
 use crate::domain::onboarding::{Milestone, Project, ProjectFilter, ProjectStatus};
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `onboarding_projects`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct ProjectRecord {
     pub id: String,
     pub account_id: String,
@@ -24,7 +29,7 @@ pub struct ProjectRecord {
 }
 
 /// A row of `onboarding_milestones`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct MilestoneRecord {
     pub id: String,
     pub position: i64,
@@ -118,25 +123,18 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, p: &Project, milestones: &[
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ProjectRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM onboarding_projects WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<ProjectRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "onboarding_projects"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// The milestones of a project, in order.
-pub async fn milestones(pool: &AnyPool, tenant: &Tenant, project_id: &str) -> sqlx::Result<Vec<MilestoneRecord>> {
-    sqlx::query_as(
+pub async fn milestones(db: &Db, tenant: &Tenant, project_id: &str) -> sqlx::Result<Vec<MilestoneRecord>> {
+    db.fetch_few(
         "SELECT id, position, name, due_date, completed_at, completed_by FROM onboarding_milestones \
          WHERE project_id = $1 AND org_id = $2 AND env = $3 ORDER BY position",
+        &[project_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
     )
-    .bind(project_id)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .fetch_all(pool)
     .await
 }
 

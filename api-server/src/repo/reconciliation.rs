@@ -1,16 +1,21 @@
 //! `reconciliations`: submitted reports with their comparison, frozen at submission.
 
+use std::sync::LazyLock;
+
 use serde_json::{json, Value};
 use sqlx::{AnyPool, FromRow};
+
+use breadbox_auth::db::Db;
 
 use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::reconciliation::{Reconciliation, ReconciliationFilter, ReconciliationLine};
 use crate::domain::service_lines::ServiceCategory;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `reconciliations`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 struct ReconciliationRecord {
     id: String,
     account_id: String,
@@ -97,14 +102,9 @@ pub async fn insert(pool: &AnyPool, tenant: &Tenant, r: &Reconciliation, event: 
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<Reconciliation>> {
-    let row: Option<ReconciliationRecord> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM reconciliations WHERE id = $1 AND org_id = $2 AND env = $3"))
-            .bind(id)
-            .bind(&tenant.org_id)
-            .bind(tenant.env_str())
-            .fetch_optional(pool)
-            .await?;
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<Reconciliation>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "reconciliations"));
+    let row: Option<ReconciliationRecord> = repo::by_id(db, &SQL, tenant, id).await?;
     Ok(row.map(Reconciliation::from))
 }
 

@@ -1,20 +1,24 @@
 //! `touchpoints`.
 
-use breadbox_auth::db::Backend;
+use std::sync::LazyLock;
+
+use breadbox_auth::db::{Backend, Db};
 use sqlx::{AnyPool, FromRow};
 
 use crate::domain::events::Event;
 use crate::domain::paging::PageRequest;
 use crate::domain::touchpoints::{Touchpoint, TouchpointFilter, TouchpointType};
 use crate::domain::Tenant;
+use crate::repo;
 
 /// A row of `touchpoints`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct TouchpointRecord {
     pub id: String,
     pub account_id: String,
     pub contact_id: Option<String>,
     #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
     pub kind: String,
     pub occurred_at: i64,
     pub subject: String,
@@ -85,13 +89,9 @@ pub async fn insert(pool: &AnyPool, backend: Backend, tenant: &Tenant, t: &Touch
     tx.commit().await
 }
 
-pub async fn get(pool: &AnyPool, tenant: &Tenant, id: &str) -> sqlx::Result<Option<TouchpointRecord>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM touchpoints WHERE id = $1 AND org_id = $2 AND env = $3"))
-        .bind(id)
-        .bind(&tenant.org_id)
-        .bind(tenant.env_str())
-        .fetch_optional(pool)
-        .await
+pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<TouchpointRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::by_id_sql(COLUMNS, "touchpoints"));
+    repo::by_id(db, &SQL, tenant, id).await
 }
 
 /// The touchpoint a tool logged as `external_id` in `source`, if any.

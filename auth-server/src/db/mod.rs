@@ -1,13 +1,22 @@
 //! The database: SQLite (embedded default) or PostgreSQL, through sqlx's `Any` driver
-//! so that one portable SQL text serves both.
+//! so that one portable SQL text serves both; short SQLite reads run on the calling
+//! thread instead (`inline`).
+
+mod inline;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, FromRow};
+
+use inline::InlineReads;
+pub use inline::{Param, ReadError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -27,6 +36,8 @@ pub struct Db {
     /// (1, 2, 5 … 100 ms) until it is free. PostgreSQL: `pool`.
     writer: AnyPool,
     backend: Backend,
+    /// SQLite on a file: connections for `fetch_one_by_key` and `fetch_few`.
+    inline: Option<Arc<InlineReads>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +107,56 @@ impl Db {
             Backend::Sqlite => pool_options(1).connect_with(options).await.map_err(DbError::Connect)?,
             Backend::Postgres => pool.clone(),
         };
-        Ok(Db { pool, writer, backend })
+        let inline = match backend {
+            Backend::Sqlite => sqlite_file(&url).map(|path| Arc::new(InlineReads::new(path))),
+            Backend::Postgres => None,
+        };
+        Ok(Db { pool, writer, backend, inline })
+    }
+
+    /// The row of `sql`, a read of at most one row through an index (by primary key
+    /// or another unique key): on SQLite run on the calling thread (see `inline`),
+    /// on PostgreSQL through the pool. `$n` takes `params[n - 1]`.
+    pub async fn fetch_one_by_key<T>(&self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<Option<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
+    {
+        match &self.inline {
+            Some(inline) => Ok(inline.fetch(sql, params, 1)?.pop()),
+            None => bind_all(sqlx::query_as(sql), params).fetch_optional(&self.pool).await,
+        }
+    }
+
+    /// The rows of `sql`, a read whose cost the data decides (a page of a list, whose
+    /// filters may pass over many rows before `LIMIT` is reached): on SQLite run on the
+    /// calling thread after it has handed its other tasks to another runtime thread
+    /// (`block_in_place`; on a single-threaded runtime, inline), on PostgreSQL through
+    /// the pool. One hand-over instead of sqlx's trip per row and per statement.
+    pub async fn fetch_list<T>(&self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
+    {
+        match &self.inline {
+            Some(inline) => {
+                let read = || inline.fetch(sql, params, usize::MAX);
+                let multi_thread = tokio::runtime::Handle::try_current()
+                    .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+                Ok(if multi_thread { tokio::task::block_in_place(read) } else { read() }?)
+            }
+            None => bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await,
+        }
+    }
+
+    /// The rows of `sql`, a read whose cost an index bounds (the lines of one
+    /// contract, the links of one contact): as `fetch_one_by_key`, all rows.
+    pub async fn fetch_few<T>(&self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
+    {
+        match &self.inline {
+            Some(inline) => Ok(inline.fetch(sql, params, usize::MAX)?),
+            None => bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await,
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
@@ -137,6 +197,30 @@ impl Db {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// Binds `params` in order to a query of the `Any` driver.
+fn bind_all<'q, T>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>>,
+    params: &[Param<'q>],
+) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments<'q>> {
+    for param in params {
+        query = match *param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(n) => query.bind(n),
+        };
+    }
+    query
+}
+
+/// The file of a SQLite URL, or `None` for an in-memory database (which another
+/// connection could not open).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 /// A database URL with its password replaced, for logs and errors.

@@ -1,0 +1,247 @@
+//! Short SQLite reads on the calling thread.
+//!
+//! sqlx drives each SQLite connection from a thread of its own: a query is a message to
+//! that thread and a wake-up back, and returning the connection to the pool is one more
+//! round (sqlx pings every released connection). For a read of one row by its key those
+//! trips cost several times the read: a detail GET spent half of the machine's CPU time
+//! switching threads. `InlineReads` keeps SQLite connections of its own (rusqlite, the
+//! same SQLite library as sqlx's) and runs a read on the thread that asks for it.
+//!
+//! Only reads whose cost is bounded by an index belong here (a row by its key, the few
+//! rows of one parent): the caller's thread is a runtime worker, which must not be held
+//! by a scan. The connections are `query_only`; in WAL mode a reader never waits for the
+//! writer, and each read sees every transaction committed before it started.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, Statement};
+use serde::de::DeserializeOwned;
+
+/// Idle connections kept for reuse; more are closed when returned.
+const IDLE_MAX: usize = 16;
+/// Prepared statements each connection keeps.
+const STATEMENTS: usize = 128;
+/// How long a read may wait on a lock (in WAL mode only while another connection
+/// recovers the log after a crash, or similar rare moments).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// A value bound to a parameter of a read, on either backend. A NULL keeps its type:
+/// PostgreSQL infers a parameter's type from it (`$5 IS NULL OR updated_at >= $5`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Param<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(v: &'a str) -> Self {
+        Param::Text(Some(v))
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(v: &'a String) -> Self {
+        Param::Text(Some(v))
+    }
+}
+
+impl From<i64> for Param<'_> {
+    fn from(v: i64) -> Self {
+        Param::Int(Some(v))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Param<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Param::Text(v)
+    }
+}
+
+impl<'a> From<Option<&'a String>> for Param<'a> {
+    fn from(v: Option<&'a String>) -> Self {
+        Param::Text(v.map(String::as_str))
+    }
+}
+
+impl From<Option<i64>> for Param<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Param::Int(v)
+    }
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Text(Some(text)) => ValueRef::Text(text.as_bytes()),
+            Param::Int(Some(n)) => ValueRef::Integer(n),
+            Param::Text(None) | Param::Int(None) => ValueRef::Null,
+        }))
+    }
+}
+
+/// Why an inline read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("SQLite read: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("SQLite read: a row does not fit its record: {0}")]
+    Decode(#[from] serde_rusqlite::Error),
+    #[error("SQLite read: the statement has parameter {0}, and {1} values were given")]
+    Unbound(String, usize),
+}
+
+impl From<ReadError> for sqlx::Error {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::Decode(err) => sqlx::Error::Decode(Box::new(err)),
+            other => sqlx::Error::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// The connections of one SQLite database file.
+#[derive(Debug)]
+pub struct InlineReads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl InlineReads {
+    pub fn new(path: PathBuf) -> InlineReads {
+        InlineReads { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Up to `limit` rows of `sql` with `params`, each deserialized by column name.
+    /// `$n` in `sql` takes `params[n - 1]` (as sqlx binds it); `?` takes the next in order.
+    pub fn fetch<T: DeserializeOwned>(&self, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
+        let conn = match self.idle.lock().pop() {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let rows = read(&conn, sql, params, limit)?;
+        let mut idle = self.idle.lock();
+        if idle.len() < IDLE_MAX {
+            idle.push(conn);
+        }
+        Ok(rows)
+    }
+
+    fn open(&self) -> Result<Connection, ReadError> {
+        // Read-write (never create), then `query_only`: a read-only open of a WAL
+        // database fails in corner cases (no `-shm` yet) that a writable one handles.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384;")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
+        Ok(conn)
+    }
+}
+
+/// Runs one read on `conn`. A connection whose read failed is closed, not reused.
+fn read<T: DeserializeOwned>(conn: &Connection, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    let columns = serde_rusqlite::columns_from_statement(&stmt);
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match rows.next()? {
+            Some(row) => out.push(serde_rusqlite::from_row_with_columns(row, &columns)?),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn bind(stmt: &mut Statement<'_>, params: &[Param<'_>]) -> Result<(), ReadError> {
+    for index in 1..=stmt.parameter_count() {
+        let (name, value) = match stmt.parameter_name(index) {
+            Some(name) => {
+                let value = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| n.checked_sub(1)).and_then(|n| params.get(n));
+                (name.to_owned(), value)
+            }
+            None => (format!("?{index}"), params.get(index - 1)),
+        };
+        let value = value.ok_or(ReadError::Unbound(name, params.len()))?;
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Item {
+        id: String,
+        n: Option<i64>,
+        score: f64,
+        flag: bool,
+    }
+
+    fn database() -> (tempfile::TempDir, InlineReads) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let setup = Connection::open(&path).expect("open");
+        setup
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE items (id TEXT PRIMARY KEY, org TEXT NOT NULL, n INTEGER, score REAL NOT NULL, flag INTEGER NOT NULL);
+                 INSERT INTO items VALUES ('a', 'o1', 1, 0.5, 1), ('b', 'o1', NULL, 2, 0), ('c', 'o2', 3, 1.25, 0);",
+            )
+            .expect("setup");
+        (dir, InlineReads::new(path))
+    }
+
+    #[test]
+    fn numbered_parameters_bind_by_number_in_any_order_and_more_than_once() {
+        let (_dir, reads) = database();
+        let rows: Vec<Item> = reads
+            .fetch("SELECT id, n, score, flag FROM items WHERE org = $2 AND ($1 IS NULL OR id = $1) ORDER BY id", &[Param::Text(None), "o1".into()], 10)
+            .expect("read");
+        assert_eq!(
+            rows,
+            vec![
+                Item { id: "a".into(), n: Some(1), score: 0.5, flag: true },
+                Item { id: "b".into(), n: None, score: 2.0, flag: false },
+            ]
+        );
+        let one: Vec<Item> =
+            reads.fetch("SELECT id, n, score, flag FROM items WHERE org = $2 AND ($1 IS NULL OR id = $1)", &["c".into(), "o2".into()], 10).expect("read");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].n, Some(3));
+        let anonymous: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items WHERE org = ? AND n > ?", &["o1".into(), 0.into()], 10).expect("read");
+        assert_eq!(anonymous.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn a_read_stops_at_its_limit_and_sees_what_was_committed_before_it() {
+        let (dir, reads) = database();
+        let rows: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items ORDER BY id", &[], 2).expect("read");
+        assert_eq!(rows.len(), 2);
+        let writer = Connection::open(dir.path().join("t.db")).expect("open");
+        writer.execute("INSERT INTO items VALUES ('d', 'o1', 4, 0, 0)", []).expect("insert");
+        let rows: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items WHERE id = $1", &["d".into()], 1).expect("read");
+        assert_eq!(rows.first().map(|i| i.n), Some(Some(4)));
+    }
+
+    #[test]
+    fn missing_values_wrong_columns_and_writes_are_errors_and_later_reads_work() {
+        let (_dir, reads) = database();
+        let unbound = reads.fetch::<Item>("SELECT id, n, score, flag FROM items WHERE id = $2", &["a".into()], 1);
+        assert!(matches!(unbound, Err(ReadError::Unbound(ref name, 1)) if name == "$2"), "{unbound:?}");
+        let misfit = reads.fetch::<Item>("SELECT id FROM items", &[], 1);
+        assert!(matches!(misfit, Err(ReadError::Decode(_))), "{misfit:?}");
+        let write = reads.fetch::<Item>("DELETE FROM items RETURNING id, n, score, flag", &[], 10);
+        assert!(matches!(write, Err(ReadError::Sqlite(_))), "{write:?}");
+        let all: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items", &[], 10).expect("read after errors");
+        assert_eq!(all.len(), 3);
+    }
+}
