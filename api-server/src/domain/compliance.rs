@@ -161,7 +161,7 @@ fn duplicate(err: sqlx::Error) -> DomainError {
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ItemFilter, page: &PageRequest) -> Result<Page<ComplianceItem>, DomainError> {
-    let rows = repo::compliance::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::compliance::list(crm.db(), tenant, filter, page).await?;
     let items = rows.into_iter().map(ComplianceItem::from).collect();
     Ok(Page::from_rows(items, page, |i: &ComplianceItem| Position { created_at: i.created_at, id: i.id.clone() }))
 }

@@ -181,7 +181,7 @@ async fn with_links(crm: &Crm, tenant: &Tenant, rows: Vec<repo::contacts::Contac
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>, DomainError> {
-    let rows = repo::contacts::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::contacts::list(crm.db(), tenant, filter, page).await?;
     let contacts = with_links(crm, tenant, rows).await?;
     Ok(Page::from_rows(contacts, page, |c: &Contact| Position { created_at: c.created_at, id: c.id.clone() }))
 }

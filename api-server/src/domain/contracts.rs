@@ -328,7 +328,7 @@ pub async fn amend(
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ContractFilter, page: &PageRequest) -> Result<Page<Contract>, DomainError> {
-    let rows = repo::contracts::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::contracts::list(crm.db(), tenant, filter, page).await?;
     let contracts = rows.into_iter().map(Contract::from).collect();
     Ok(Page::from_rows(contracts, page, |c: &Contract| Position { created_at: c.created_at, id: c.id.clone() }))
 }

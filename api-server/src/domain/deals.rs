@@ -185,7 +185,7 @@ async fn check_account(crm: &Crm, tenant: &Tenant, deal: &Deal, v: &mut Violatio
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &DealFilter, page: &PageRequest) -> Result<Page<Deal>, DomainError> {
-    let rows = repo::deals::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::deals::list(crm.db(), tenant, filter, page).await?;
     let deals = rows.into_iter().map(Deal::from).collect();
     Ok(Page::from_rows(deals, page, |d: &Deal| Position { created_at: d.created_at, id: d.id.clone() }))
 }

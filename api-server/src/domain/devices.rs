@@ -220,7 +220,7 @@ async fn check_account(crm: &Crm, tenant: &Tenant, device: &Device, v: &mut Viol
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &DeviceFilter, page: &PageRequest) -> Result<Page<Device>, DomainError> {
-    let rows = repo::devices::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::devices::list(crm.db(), tenant, filter, page).await?;
     let devices = rows.into_iter().map(Device::from).collect();
     Ok(Page::from_rows(devices, page, |d: &Device| Position { created_at: d.created_at, id: d.id.clone() }))
 }

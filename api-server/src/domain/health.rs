@@ -240,7 +240,7 @@ pub fn validate(input: SignalInput, now: i64) -> Result<Signal, DomainError> {
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &HealthFilter, page: &PageRequest) -> Result<Page<HealthScore>, DomainError> {
     let since = day_of(now_ms()) - TREND_DAYS * DAY_MS;
-    let rows = repo::health::list(crm.pool(), tenant, filter, page, since).await?;
+    let rows = repo::health::list(crm.db(), tenant, filter, page, since).await?;
     let scores = rows.into_iter().map(HealthScore::from).collect();
     Ok(Page::from_rows(scores, page, |s: &HealthScore| Position { created_at: s.account_created_at, id: s.account_id.clone() }))
 }

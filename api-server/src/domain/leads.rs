@@ -178,7 +178,7 @@ fn apply(lead: &mut Lead, changes: LeadChanges, v: &mut Violations) {
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>, DomainError> {
-    let rows = repo::leads::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::leads::list(crm.db(), tenant, filter, page).await?;
     let leads = rows.into_iter().map(Lead::from).collect();
     Ok(Page::from_rows(leads, page, |l: &Lead| Position { created_at: l.created_at, id: l.id.clone() }))
 }

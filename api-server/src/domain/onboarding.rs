@@ -129,7 +129,7 @@ pub struct ProjectFilter {
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &ProjectFilter, page: &PageRequest) -> Result<Page<Project>, DomainError> {
-    let rows = repo::onboarding::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::onboarding::list(crm.db(), tenant, filter, page).await?;
     let projects = rows.into_iter().map(Project::from).collect();
     Ok(Page::from_rows(projects, page, |p: &Project| Position { created_at: p.created_at, id: p.id.clone() }))
 }

@@ -222,7 +222,7 @@ pub async fn list(
     filter: &ReconciliationFilter,
     page: &PageRequest,
 ) -> Result<Page<Reconciliation>, DomainError> {
-    let rows = repo::reconciliation::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::reconciliation::list(crm.db(), tenant, filter, page).await?;
     Ok(Page::from_rows(rows, page, |r: &Reconciliation| Position { created_at: r.created_at, id: r.id.clone() }))
 }
 

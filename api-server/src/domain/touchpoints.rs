@@ -163,7 +163,7 @@ fn check(input: NewTouchpoint, now: i64, v: &mut Violations) -> Touchpoint {
 }
 
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &TouchpointFilter, page: &PageRequest) -> Result<Page<Touchpoint>, DomainError> {
-    let rows = repo::touchpoints::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::touchpoints::list(crm.db(), tenant, filter, page).await?;
     let items = rows.into_iter().map(Touchpoint::from).collect();
     Ok(Page::from_rows(items, page, |t: &Touchpoint| Position { created_at: t.created_at, id: t.id.clone() }))
 }

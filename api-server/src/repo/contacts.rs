@@ -134,29 +134,32 @@ pub async fn find_by_email(pool: &AnyPool, tenant: &Tenant, email: &str) -> sqlx
 
 /// Up to `page.fetch()` contacts after `page.after`, in `(created_at, id)` order.
 pub async fn list(
-    pool: &AnyPool,
+    db: &Db,
     tenant: &Tenant,
     filter: &ContactFilter,
     page: &PageRequest,
 ) -> sqlx::Result<Vec<ContactRecord>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM contacts c \
-         WHERE org_id = $1 AND env = $2 \
-           AND ($3 IS NULL OR EXISTS \
-                (SELECT 1 FROM account_contacts l WHERE l.contact_id = c.id AND l.account_id = $3)) \
-           AND ($4 IS NULL OR updated_at >= $4) \
-           AND (created_at, id) > ($5, $6) \
-         ORDER BY created_at, id LIMIT $7"
-    ))
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .bind(filter.account_id.as_deref())
-    .bind(page.updated_since)
-    .bind(page.after.created_at)
-    .bind(&page.after.id)
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM contacts c \
+             WHERE org_id = $1 AND env = $2 \
+               AND ($3 IS NULL OR EXISTS \
+                    (SELECT 1 FROM account_contacts l WHERE l.contact_id = c.id AND l.account_id = $3)) \
+               AND ($4 IS NULL OR updated_at >= $4) \
+               AND (created_at, id) > ($5, $6) \
+             ORDER BY created_at, id LIMIT $7"
+        )
+    });
+    let params = [
+        (&tenant.org_id).into(),
+        tenant.env_str().into(),
+        filter.account_id.as_deref().into(),
+        page.updated_since.into(),
+        page.after.created_at.into(),
+        (&page.after.id).into(),
+        page.fetch().into(),
+    ];
+    db.fetch_list(&SQL, &params).await
 }
 
 /// The links of the given contacts, oldest first.

@@ -71,32 +71,35 @@ const SCORE_SELECT: &str = "SELECT a.id AS account_id, a.name AS account_name, a
 /// Up to `page.fetch()` accounts after `page.after` in `(created_at, id)` order, with
 /// their scores; `trend_day` is the day the trend compares with.
 pub async fn list(
-    pool: &AnyPool,
+    db: &Db,
     tenant: &Tenant,
     filter: &HealthFilter,
     page: &PageRequest,
     trend_day: i64,
 ) -> sqlx::Result<Vec<ScoreRecord>> {
     let (low, high) = filter.band.map(Band::range).unzip();
-    sqlx::query_as(&format!(
-        "{SCORE_SELECT} \
-         WHERE a.org_id = $2 AND a.env = $3 \
-           AND ($4 IS NULL OR (s.score >= $4 AND s.score <= $5)) \
-           AND ($6 IS NULL OR s.updated_at >= $6) \
-           AND (a.created_at, a.id) > ($7, $8) \
-         ORDER BY a.created_at, a.id LIMIT $9"
-    ))
-    .bind(trend_day)
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .bind(low)
-    .bind(high)
-    .bind(page.updated_since)
-    .bind(page.after.created_at)
-    .bind(&page.after.id)
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{SCORE_SELECT} \
+             WHERE a.org_id = $2 AND a.env = $3 \
+               AND ($4 IS NULL OR (s.score >= $4 AND s.score <= $5)) \
+               AND ($6 IS NULL OR s.updated_at >= $6) \
+               AND (a.created_at, a.id) > ($7, $8) \
+             ORDER BY a.created_at, a.id LIMIT $9"
+        )
+    });
+    let params = [
+        trend_day.into(),
+        (&tenant.org_id).into(),
+        tenant.env_str().into(),
+        low.into(),
+        high.into(),
+        page.updated_since.into(),
+        page.after.created_at.into(),
+        (&page.after.id).into(),
+        page.fetch().into(),
+    ];
+    db.fetch_list(&SQL, &params).await
 }
 
 pub async fn get(db: &Db, tenant: &Tenant, account_id: &str, trend_day: i64) -> sqlx::Result<Option<ScoreRecord>> {

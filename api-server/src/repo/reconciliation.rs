@@ -110,29 +110,32 @@ pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<Reco
 
 /// Up to `page.fetch()` records after `page.after`, in `(created_at, id)` order.
 pub async fn list(
-    pool: &AnyPool,
+    db: &Db,
     tenant: &Tenant,
     filter: &ReconciliationFilter,
     page: &PageRequest,
 ) -> sqlx::Result<Vec<Reconciliation>> {
-    let rows: Vec<ReconciliationRecord> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM reconciliations \
-         WHERE org_id = $1 AND env = $2 \
-           AND ($3 IS NULL OR account_id = $3) \
-           AND ($4 IS NULL OR has_variance = $4) \
-           AND ($5 IS NULL OR updated_at >= $5) \
-           AND (created_at, id) > ($6, $7) \
-         ORDER BY created_at, id LIMIT $8"
-    ))
-    .bind(&tenant.org_id)
-    .bind(tenant.env_str())
-    .bind(filter.account_id.as_deref())
-    .bind(filter.has_variance.map(i64::from))
-    .bind(page.updated_since)
-    .bind(page.after.created_at)
-    .bind(&page.after.id)
-    .bind(page.fetch())
-    .fetch_all(pool)
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM reconciliations \
+             WHERE org_id = $1 AND env = $2 \
+               AND ($3 IS NULL OR account_id = $3) \
+               AND ($4 IS NULL OR has_variance = $4) \
+               AND ($5 IS NULL OR updated_at >= $5) \
+               AND (created_at, id) > ($6, $7) \
+             ORDER BY created_at, id LIMIT $8"
+        )
+    });
+    let params = [
+        (&tenant.org_id).into(),
+        tenant.env_str().into(),
+        filter.account_id.as_deref().into(),
+        filter.has_variance.map(i64::from).into(),
+        page.updated_since.into(),
+        page.after.created_at.into(),
+        (&page.after.id).into(),
+        page.fetch().into(),
+    ];
+    let rows: Vec<ReconciliationRecord> = db.fetch_list(&SQL, &params).await?;
     Ok(rows.into_iter().map(Reconciliation::from).collect())
 }
