@@ -6,8 +6,9 @@ use poem_openapi::Object;
 use crate::request_id::current_request_id;
 
 /// Metadata of every response.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// The id of the request, as in the `X-Request-Id` header.
     pub request_id: String,
@@ -20,7 +21,7 @@ impl Meta {
 }
 
 /// A single resource.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Single<T: ParseFromJSON + ToJSON> {
     pub data: T,
     pub meta: Meta,
@@ -33,8 +34,9 @@ impl<T: ParseFromJSON + ToJSON> Single<T> {
 }
 
 /// A page of a list.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// The page size used.
     pub limit: u32,
@@ -42,11 +44,12 @@ pub struct Pagination {
     pub has_more: bool,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
 /// A list of resources.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct List<T: ParseFromJSON + ToJSON> {
     pub data: Vec<T>,
     pub pagination: Pagination,

@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
 use crate::domain::events::Wire;
@@ -20,8 +20,9 @@ use crate::error::ApiError;
 use crate::time::rfc3339;
 
 /// Where an account stands with the MSP. Deleting an account makes it `CHURNED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Lifecycle {
     Lead,
     Onboarding,
@@ -55,8 +56,9 @@ impl From<Lifecycle> for domain::Lifecycle {
 }
 
 /// A location of the client that the MSP serves.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Site {
     /// What the client calls it, e.g. "Head office".
     pub name: String,
@@ -66,8 +68,9 @@ pub struct Site {
 }
 
 /// A client of the MSP.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Account {
     /// `acc_…`
     pub id: String,
@@ -267,13 +270,13 @@ impl AccountsApi {
         /// Only accounts changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Account>>, ApiError> {
+    ) -> Result<Body<List<Account>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "accounts", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = AccountFilter { lifecycle: lifecycle.0.map(Into::into), industry: industry.0 };
         let accounts = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(accounts, Account::from)))
+        Ok(Body(listing.respond(accounts, Account::from)))
     }
 
     /// Create an account

@@ -11,7 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::compliance::{self as domain, ItemChanges, ItemFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -72,8 +72,9 @@ impl From<ComplianceStatus> for domain::ItemStatus {
 }
 
 /// One control of one framework at one account.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct ComplianceItem {
     /// `cmp_…`
     pub id: String,
@@ -132,8 +133,9 @@ impl From<domain::ComplianceItem> for ComplianceItem {
 }
 
 /// The items of one framework by status.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct FrameworkStatus {
     pub framework: EnumText<ComplianceFramework>,
     pub total: i64,
@@ -148,8 +150,9 @@ pub struct FrameworkStatus {
 }
 
 /// The status of every framework, over all accounts or one.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct FrameworkSummary {
     /// The account asked for; null for all accounts.
     #[oai(nullable)]
@@ -287,13 +290,13 @@ impl ComplianceApi {
         /// Only items changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<ComplianceItem>>, ApiError> {
+    ) -> Result<Body<List<ComplianceItem>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "compliance_items", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = ItemFilter { account_id: account_id.0, framework: framework.0.map(Into::into), status: status.0.map(Into::into) };
         let items = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(items, ComplianceItem::from)))
+        Ok(Body(listing.respond(items, ComplianceItem::from)))
     }
 
     /// Get a compliance item
@@ -321,7 +324,7 @@ impl ComplianceApi {
         /// Only this account's items.
         #[oai(name = "accountId")]
         account_id: Query<Option<String>>,
-    ) -> Result<Json<Single<FrameworkSummary>>, ApiError> {
+    ) -> Result<Body<Single<FrameworkSummary>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let statuses = domain::frameworks(crm, &tenant, account_id.0.as_deref()).await?;
         let frameworks = statuses
@@ -336,7 +339,7 @@ impl ComplianceApi {
                 percent_compliant: s.percent_compliant(),
             })
             .collect();
-        Ok(Json(Single::new(FrameworkSummary { account_id: account_id.0, frameworks })))
+        Ok(Body(Single::new(FrameworkSummary { account_id: account_id.0, frameworks })))
     }
 
     /// Create a compliance item

@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::contacts::{self as domain, ContactChanges, ContactFilter, LinkInput};
 use crate::domain::events::Wire;
@@ -20,8 +20,9 @@ use crate::error::ApiError;
 use crate::time::rfc3339;
 
 /// What a contact is to an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     Owner,
     DecisionMaker,
@@ -45,8 +46,9 @@ impl From<domain::Role> for Role {
 }
 
 /// A contact's relationship with one account.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct AccountLink {
     /// `acc_…`
     pub account_id: String,
@@ -65,8 +67,9 @@ pub struct NewAccountLink {
 }
 
 /// A person at a client.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Contact {
     /// `con_…`
     pub id: String,
@@ -258,12 +261,12 @@ impl ContactsApi {
         /// Only contacts changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Contact>>, ApiError> {
+    ) -> Result<Body<List<Contact>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "contacts", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let contacts = domain::list(crm, &tenant, &ContactFilter { account_id: account_id.0 }, &page).await?;
-        Ok(Json(listing.respond(contacts, Contact::from)))
+        Ok(Body(listing.respond(contacts, Contact::from)))
     }
 
     /// Create a contact

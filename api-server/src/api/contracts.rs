@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 use serde_json::Value;
 
 use super::paging::Listing;
 use super::security::{Auth, ContractsRead, Scopes};
-use super::wire::{to_wire, Tagged};
+use super::wire::{to_wire, Body, Tagged};
 use super::ApiTags;
 use crate::domain::contracts::{self as domain, ContractDetail, ContractFilter};
 use crate::domain::events::Wire;
@@ -26,8 +25,9 @@ use crate::time::rfc3339;
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident = $module:ident :: $domain:ident { $($variant:ident),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
         #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name {
             $($variant),*
         }
@@ -67,8 +67,9 @@ wire_enum!(
 );
 
 /// One service line of a contract.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ServiceLine {
     pub category: ServiceCategory,
     pub description: String,
@@ -97,8 +98,9 @@ impl From<lines::ServiceLine> for ServiceLine {
 }
 
 /// One field an amendment changed.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct FieldChange {
     /// `name`, `status`, `endDate`, `autoRenew`, `notes` or `serviceLines`.
     pub field: String,
@@ -110,8 +112,9 @@ pub struct FieldChange {
 }
 
 /// A recorded change to a contract.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Amendment {
     /// `amd_…`
     pub id: String,
@@ -139,8 +142,9 @@ impl From<domain::Amendment> for Amendment {
 }
 
 /// The totals of a contract's current service lines, in minor units.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ContractTotals {
     /// Monthly recurring revenue: monthly lines in full, quarterly ones divided by 3,
     /// annual ones by 12, `PROJECT` lines left out; rounded once, half up.
@@ -152,8 +156,9 @@ pub struct ContractTotals {
 }
 
 /// A contract of one account.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Contract {
     /// `ctr_…`
     pub id: String,
@@ -175,9 +180,11 @@ pub struct Contract {
     pub notes: Option<String>,
     /// On single contracts only, not in lists.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_lines: Option<Vec<ServiceLine>>,
     /// Oldest first. On single contracts only, not in lists.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub amendments: Option<Vec<Amendment>>,
     pub created_at: String,
     pub updated_at: String,
@@ -301,13 +308,13 @@ impl ContractsApi {
         /// Only contracts changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Contract>>, ApiError> {
+    ) -> Result<Body<List<Contract>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "contracts", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = ContractFilter { account_id: account_id.0, status: status.0.map(Into::into) };
         let contracts = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(contracts, Contract::from)))
+        Ok(Body(listing.respond(contracts, Contract::from)))
     }
 
     /// Get a contract

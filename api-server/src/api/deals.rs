@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::deals::{self as domain, DealChanges, DealDetail, DealFilter};
 use crate::domain::events::Wire;
@@ -20,8 +20,9 @@ use crate::error::ApiError;
 use crate::time::rfc3339;
 
 /// A pipeline stage. `WON` and `LOST` close the deal; moving out of them reopens it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Stage {
     Discovery,
     Assessment,
@@ -58,15 +59,18 @@ impl From<Stage> for domain::Stage {
 }
 
 /// One move of a deal between stages.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct StageChange {
     /// Absent for the stage the deal was created in.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from_stage: Option<Stage>,
     pub to_stage: Stage,
     /// The outcome reason, when the change closed the deal.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The API key (`key_…`) or OAuth client that made the change.
     pub changed_by: String,
@@ -74,8 +78,9 @@ pub struct StageChange {
 }
 
 /// A deal with one account.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Deal {
     /// `deal_…`
     pub id: String,
@@ -100,6 +105,7 @@ pub struct Deal {
     pub notes: Option<String>,
     /// Every stage change, oldest first. On single deals only, not in lists.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stage_history: Option<Vec<StageChange>>,
     pub created_at: String,
     pub updated_at: String,
@@ -312,13 +318,13 @@ impl DealsApi {
         /// Only deals changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Deal>>, ApiError> {
+    ) -> Result<Body<List<Deal>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "deals", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = DealFilter { stage: stage.0.map(Into::into), account_id: account_id.0 };
         let deals = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(deals, Deal::from)))
+        Ok(Body(listing.respond(deals, Deal::from)))
     }
 
     /// Create a deal

@@ -11,7 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::devices::CreateDevice;
 use super::security::{Auth, DevicesWrite, Scopes};
-use super::wire::{IdempotencyKey, Lenient};
+use super::wire::{Body, IdempotencyKey, Lenient};
 use super::ApiTags;
 use crate::domain::device_bulk::{self as domain, BulkItem, Outcome};
 use crate::domain::{Crm, Tenant};
@@ -29,8 +29,9 @@ pub struct BulkDevices {
 }
 
 /// What the upsert did with a valid item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BulkOutcome {
     Created,
     Updated,
@@ -38,8 +39,9 @@ pub enum BulkOutcome {
 }
 
 /// A stored item: the device it created or matched.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct BulkItemResult {
     /// The item's position in `devices`, from 0.
     pub index: u32,
@@ -50,8 +52,9 @@ pub struct BulkItemResult {
 }
 
 /// One failing field of a skipped item.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct BulkItemError {
     /// The item's position in `devices`, from 0.
     pub index: u32,
@@ -67,8 +70,9 @@ pub struct BulkItemError {
 
 /// The outcome of a bulk upsert. Valid items were stored together; each invalid one
 /// was skipped and is listed in `errors`, one entry per failing field.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct BulkResult {
     pub created: u32,
     pub updated: u32,
@@ -178,9 +182,9 @@ impl DeviceBulkApi {
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
         body: Json<BulkDevices>,
-    ) -> Result<Json<Single<BulkResult>>, ApiError> {
+    ) -> Result<Body<Single<BulkResult>>, ApiError> {
         let items = body.0.devices.into_iter().map(item).collect();
         let result = domain::upsert(crm, &Tenant::from(&auth.principal), items).await?;
-        Ok(Json(Single::new(result.into())))
+        Ok(Body(Single::new(result.into())))
     }
 }

@@ -11,7 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, DevicesRead, DevicesWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::devices::{self as domain, DeviceChanges, DeviceFilter};
 use crate::domain::events::Wire;
@@ -352,7 +352,7 @@ impl DevicesApi {
         /// Only devices changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Device>>, ApiError> {
+    ) -> Result<Body<List<Device>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "devices", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
@@ -362,7 +362,7 @@ impl DevicesApi {
             status: status.0.map(Into::into),
         };
         let devices = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(devices, Device::from)))
+        Ok(Body(listing.respond(devices, Device::from)))
     }
 
     /// Create a device

@@ -11,7 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, HealthRead, HealthWrite, Scopes};
-use super::wire::{to_wire, IdempotencyKey, Required};
+use super::wire::{to_wire, Body, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::health::{self as domain, HealthDetail, HealthFilter, ScoreChange, SignalInput};
@@ -21,8 +21,9 @@ use crate::error::ApiError;
 use crate::time::{parse_rfc3339, rfc3339};
 
 /// Where a score stands: `HEALTHY` 70–100, `AT_RISK` 40–69, `CRITICAL` 0–39.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthBand {
     Healthy,
     AtRisk,
@@ -50,8 +51,9 @@ impl From<HealthBand> for domain::Band {
 }
 
 /// The score against the score 30 days ago.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Trend {
     Up,
     Down,
@@ -59,8 +61,9 @@ pub enum Trend {
 }
 
 /// One signal's latest value and its share of the score.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct SignalContribution {
     /// The tool that sends the signal, e.g. `psa`.
     pub source: String,
@@ -77,8 +80,9 @@ pub struct SignalContribution {
 }
 
 /// The score of one UTC day: the last computation of that day, or carried forward.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryPoint {
     /// `YYYY-MM-DD` (UTC).
     pub date: String,
@@ -88,8 +92,9 @@ pub struct HistoryPoint {
 }
 
 /// An account's health. All score fields are null until its first signal arrives.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct HealthScore {
     /// The account, `acc_…`.
     pub account_id: String,
@@ -104,16 +109,19 @@ pub struct HealthScore {
     pub trend: Option<Trend>,
     /// `score` minus the score 30 days ago; null when there is none.
     #[oai(nullable, rename = "scoreChange30d")]
+    #[serde(rename = "scoreChange30d")]
     pub score_change_30d: Option<i64>,
     /// When the score was last computed (at every accepted signal).
     #[oai(nullable)]
     pub computed_at: Option<String>,
     /// The latest value of each signal, by source and name. Not in lists.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signals: Option<Vec<SignalContribution>>,
     /// One point per day for the last 90 days, oldest first, today last. On
     /// `GET /health-scores/{accountId}` only.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryPoint>>,
 }
 
@@ -270,13 +278,13 @@ impl HealthApi {
         /// Only scores computed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<HealthScore>>, ApiError> {
+    ) -> Result<Body<List<HealthScore>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "health-scores", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = HealthFilter { band: band.0.map(Into::into) };
         let scores = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(scores, HealthScore::from)))
+        Ok(Body(listing.respond(scores, HealthScore::from)))
     }
 
     /// Get a health score
@@ -291,9 +299,9 @@ impl HealthApi {
         /// The account id, `acc_…`.
         #[oai(name = "accountId")]
         account_id: Path<String>,
-    ) -> Result<Json<Single<HealthScore>>, ApiError> {
+    ) -> Result<Body<Single<HealthScore>>, ApiError> {
         let detail = domain::get(crm, &Tenant::from(&auth.principal), &account_id).await?;
-        Ok(Json(Single::new(detail.into())))
+        Ok(Body(Single::new(detail.into())))
     }
 
     /// Push a health signal
@@ -315,8 +323,8 @@ impl HealthApi {
         #[oai(name = "accountId")]
         account_id: Path<String>,
         body: Json<PushSignal>,
-    ) -> Result<Json<Single<HealthScore>>, ApiError> {
+    ) -> Result<Body<Single<HealthScore>>, ApiError> {
         let detail = domain::push(crm, &Tenant::from(&auth.principal), &account_id, body.0.into()).await?;
-        Ok(Json(Single::new(detail.into())))
+        Ok(Body(Single::new(detail.into())))
     }
 }

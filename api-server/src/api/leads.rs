@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
-use super::wire::{given, patch, precondition, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::icp::IcpBreakdown;
 use crate::domain::leads::{self as domain, LeadChanges, LeadFilter};
@@ -76,8 +76,9 @@ pub enum LeadSource {
 }
 
 /// The points of each factor of the ICP score; they add up to `icpScore`.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct IcpScoreBreakdown {
     /// 0–30: regulated industries 30, then 20, 10, 5; none 0.
     pub industry: i64,
@@ -104,8 +105,9 @@ impl From<IcpBreakdown> for IcpScoreBreakdown {
 }
 
 /// A prospective client.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Lead {
     /// `lead_…`
     pub id: String,
@@ -326,13 +328,13 @@ impl LeadsApi {
         /// Only leads changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Lead>>, ApiError> {
+    ) -> Result<Body<List<Lead>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "leads", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = LeadFilter::new(status.0.map(Into::into), min_score.0)?;
         let leads = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(leads, Lead::from)))
+        Ok(Body(listing.respond(leads, Lead::from)))
     }
 
     /// Create a lead

@@ -1,18 +1,19 @@
 //! `GET /api/v1/me`: who the caller is.
 
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use breadbox_auth::Principal;
 
 use super::security::{AnyScope, Auth};
+use super::wire::Body;
 use super::ApiTags;
 use crate::envelope::Single;
 use crate::error::ApiError;
 
 /// The authenticated caller.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Me {
     /// The organization every request of this credential acts in.
     pub org_id: String,
@@ -28,6 +29,7 @@ pub struct Me {
     pub credential_kind: String,
     /// The access token's `jti`, when a JWT was presented.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
 }
 
@@ -54,7 +56,7 @@ impl MeApi {
     /// The organization, environment, scopes and credential of the caller. Any valid
     /// credential may call it; useful to check a key or token.
     #[oai(path = "/me", method = "get", operation_id = "get_me", tag = "ApiTags::Identity")]
-    async fn get_me(&self, auth: Auth<AnyScope>) -> Result<Json<Single<Me>>, ApiError> {
-        Ok(Json(Single::new(Me::from(&auth.principal))))
+    async fn get_me(&self, auth: Auth<AnyScope>) -> Result<Body<Single<Me>>, ApiError> {
+        Ok(Body(Single::new(Me::from(&auth.principal))))
     }
 }

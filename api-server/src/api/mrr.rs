@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
 use super::contracts::ServiceCategory;
 use super::security::{Auth, MrrRead, Scopes};
+use super::wire::Body;
 use super::ApiTags;
 use crate::domain::mrr::{self as domain, MrrSummary};
 use crate::domain::{Crm, Tenant};
@@ -17,8 +17,9 @@ use crate::error::ApiError;
 use crate::time::rfc3339;
 
 /// The MRR of one service category.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CategoryMrr {
     pub category: ServiceCategory,
     /// In the currency's minor unit.
@@ -28,8 +29,9 @@ pub struct CategoryMrr {
 }
 
 /// The MRR in one currency (amounts are never converted between currencies).
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CurrencyMrr {
     /// ISO 4217 code.
     pub currency: String,
@@ -47,8 +49,9 @@ pub struct CurrencyMrr {
 }
 
 /// Monthly recurring revenue of the caller's organization and environment.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Mrr {
     /// One entry per currency, by currency code; empty without active contracts.
     pub currencies: Vec<CurrencyMrr>,
@@ -123,8 +126,8 @@ impl MrrApi {
         &self,
         #[oai(scope = "Scopes::MrrRead")] auth: Auth<MrrRead>,
         Data(crm): Data<&Arc<Crm>>,
-    ) -> Result<Json<Single<Mrr>>, ApiError> {
+    ) -> Result<Body<Single<Mrr>>, ApiError> {
         let summary = domain::summary(crm, &Tenant::from(&auth.principal)).await?;
-        Ok(Json(Single::new(summary.into())))
+        Ok(Body(Single::new(summary.into())))
     }
 }

@@ -12,7 +12,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
-use super::wire::{Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{Body, Created, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::onboarding::{self as domain, MilestoneInput, NewProject, ProjectDetail, ProjectFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -49,8 +49,9 @@ pub enum MilestoneStatus {
 }
 
 /// One step of an onboarding project.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct OnboardingMilestone {
     /// `ms_…`
     pub id: String,
@@ -67,8 +68,9 @@ pub struct OnboardingMilestone {
 }
 
 /// An onboarding project of one account.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct OnboardingProject {
     /// `onb_…`
     pub id: String,
@@ -90,6 +92,7 @@ pub struct OnboardingProject {
     pub notes: Option<String>,
     /// In order. On single projects only, not in lists.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub milestones: Option<Vec<OnboardingMilestone>>,
     pub created_at: String,
     pub updated_at: String,
@@ -261,13 +264,13 @@ impl OnboardingApi {
         /// Only projects changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<OnboardingProject>>, ApiError> {
+    ) -> Result<Body<List<OnboardingProject>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "onboarding_projects", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = ProjectFilter { account_id: account_id.0, status: status.0.map(Into::into) };
         let projects = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(projects, OnboardingProject::from)))
+        Ok(Body(listing.respond(projects, OnboardingProject::from)))
     }
 
     /// Get an onboarding project

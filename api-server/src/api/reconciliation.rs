@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::contracts::ServiceCategory;
 use super::paging::Listing;
 use super::security::{Auth, ReconciliationRead, ReconciliationWrite, Scopes};
-use super::wire::{to_wire, Created, EnumText, IdempotencyKey, Required};
+use super::wire::{to_wire, Body, Created, EnumText, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::etag;
 use crate::domain::events::Wire;
@@ -24,8 +24,9 @@ use crate::error::ApiError;
 use crate::time::rfc3339;
 
 /// One service category of a report.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ReconciliationLine {
     pub category: ServiceCategory,
     /// The quantities of this category's lines in the account's `ACTIVE` contracts.
@@ -41,8 +42,9 @@ pub struct ReconciliationLine {
 }
 
 /// A submitted count report and its comparison with the contracts, as of submission.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Reconciliation {
     /// `rec_…`
     pub id: String,
@@ -204,13 +206,13 @@ impl ReconciliationApi {
         /// Only records created at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Reconciliation>>, ApiError> {
+    ) -> Result<Body<List<Reconciliation>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "reconciliation", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = ReconciliationFilter { account_id: account_id.0, has_variance: has_variance.0 };
         let records = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(records, Reconciliation::from)))
+        Ok(Body(listing.respond(records, Reconciliation::from)))
     }
 
     /// Submit a count report
@@ -243,8 +245,8 @@ impl ReconciliationApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The record id, `rec_…`.
         id: Path<String>,
-    ) -> Result<Json<Single<Reconciliation>>, ApiError> {
+    ) -> Result<Body<Single<Reconciliation>>, ApiError> {
         let record = domain::get(crm, &Tenant::from(&auth.principal), &id).await?;
-        Ok(Json(Single::new(record.into())))
+        Ok(Body(Single::new(record.into())))
     }
 }

@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
-use super::wire::{etag_header, to_wire, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{etag_header, to_wire, Body, EnumText, IdempotencyKey, Required, Tagged};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::touchpoints::{self as domain, Logged, NewTouchpoint, TouchpointFilter};
@@ -22,8 +22,9 @@ use crate::time::{parse_rfc3339, rfc3339};
 
 /// The kind of interaction. A `QBR` (quarterly business review) carries its agenda
 /// and outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TouchpointType {
     Call,
     Email,
@@ -57,8 +58,9 @@ impl From<TouchpointType> for domain::TouchpointType {
 }
 
 /// One interaction with an account. Touchpoints are not edited once logged.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct Touchpoint {
     /// `tp_…`
     pub id: String,
@@ -68,6 +70,7 @@ pub struct Touchpoint {
     #[oai(nullable)]
     pub contact_id: Option<String>,
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub kind: TouchpointType,
     pub occurred_at: String,
     pub subject: String,
@@ -203,11 +206,11 @@ impl From<CreateTouchpoint> for NewTouchpoint {
 pub enum LogResponse {
     /// Logged. `Location` is its URL.
     #[oai(status = 201)]
-    Created(Json<Single<Touchpoint>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
+    Created(Body<Single<Touchpoint>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
     /// Already logged with this `source` and `externalId`: the stored touchpoint,
     /// unchanged.
     #[oai(status = 200)]
-    Existing(Json<Single<Touchpoint>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
+    Existing(Body<Single<Touchpoint>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
 }
 
 pub struct TouchpointsApi;
@@ -237,13 +240,13 @@ impl TouchpointsApi {
         /// Only touchpoints changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<Touchpoint>>, ApiError> {
+    ) -> Result<Body<List<Touchpoint>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "touchpoints", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let filter = TouchpointFilter { account_id: account_id.0, kind: kind.0.map(Into::into) };
         let items = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(items, Touchpoint::from)))
+        Ok(Body(listing.respond(items, Touchpoint::from)))
     }
 
     /// Log a touchpoint
@@ -264,7 +267,7 @@ impl TouchpointsApi {
         let (touchpoint, logged) = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let location = format!("/api/v1/touchpoints/{}", touchpoint.id);
         let tag = etag_header(&touchpoint.etag());
-        let data = Json(Single::new(touchpoint.into()));
+        let data = Body(Single::new(touchpoint.into()));
         Ok(match logged {
             Logged::Created => LogResponse::Created(data, location, tag),
             Logged::Existing => LogResponse::Existing(data, location, tag),

@@ -5,10 +5,12 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, NewType};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{Patch, Precondition};
@@ -78,6 +80,12 @@ impl<E: Type> ParseFromJSON for EnumText<E> {
 impl<E: Type> ToJSON for EnumText<E> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.text.clone()))
+    }
+}
+
+impl<E> Serialize for EnumText<E> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
     }
 }
 
@@ -232,38 +240,132 @@ pub fn precondition(if_match: Option<&str>) -> Result<Precondition, ApiError> {
     Ok(Precondition::OneOf(strong))
 }
 
+/// A JSON response body written by serde, documented as poem-openapi's `Json<T>`.
+/// `Json` first builds a `serde_json::Value` tree (a map per object, an owned string
+/// per key and value), which was a third of the time a page of 100 accounts took.
+/// `T`'s `Serialize` must write what its `ToJSON` writes: debug builds (every test)
+/// compare the two on each response they send.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: Type> Payload for Body<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn check_content_type(content_type: &str) -> bool {
+        <Json<T> as Payload>::check_content_type(content_type)
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: ToJSON + Serialize> IntoResponse for Body<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(json) => {
+                #[cfg(debug_assertions)]
+                same_as_to_json(&self.0, &json);
+                Response::builder().content_type(Self::CONTENT_TYPE).body(json)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a response body could not be written");
+                ApiError::internal(&err).into_response()
+            }
+        }
+    }
+}
+
+/// Panics when serde wrote something else than `ToJSON` would have (debug builds).
+#[cfg(debug_assertions)]
+fn same_as_to_json<T: ToJSON>(value: &T, json: &[u8]) {
+    let written: Option<Value> = serde_json::from_slice(json).ok();
+    let expected = value.to_json();
+    assert!(written == expected, "serde wrote {written:?}, ToJSON gives {expected:?}");
+}
+
+impl<T: ToJSON + Serialize> ApiResponse for Body<T> {
+    fn meta() -> MetaResponses {
+        <Json<T> as ApiResponse>::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
 /// A resource with the `ETag` of its current version.
 #[derive(ApiResponse)]
-pub enum Tagged<T: ParseFromJSON + ToJSON> {
+pub enum Tagged<T: ParseFromJSON + ToJSON + Serialize> {
     /// The resource. `ETag` names this version; send it in `If-Match` to update only
     /// this version.
     #[oai(status = 200)]
-    Ok(Json<Single<T>>, #[oai(header = "ETag")] String),
+    Ok(Body<Single<T>>, #[oai(header = "ETag")] String),
 }
 
-impl<T: ParseFromJSON + ToJSON> Tagged<T> {
+impl<T: ParseFromJSON + ToJSON + Serialize> Tagged<T> {
     pub fn new(data: T, tag: &str) -> Self {
-        Tagged::Ok(Json(Single::new(data)), etag_header(tag))
+        Tagged::Ok(Body(Single::new(data)), etag_header(tag))
     }
 }
 
 /// A resource just created.
 #[derive(ApiResponse)]
-pub enum Created<T: ParseFromJSON + ToJSON> {
+pub enum Created<T: ParseFromJSON + ToJSON + Serialize> {
     /// Created. `Location` is its URL; `ETag` names this version.
     #[oai(status = 201)]
-    Created(Json<Single<T>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
+    Created(Body<Single<T>>, #[oai(header = "Location")] String, #[oai(header = "ETag")] String),
 }
 
-impl<T: ParseFromJSON + ToJSON> Created<T> {
+impl<T: ParseFromJSON + ToJSON + Serialize> Created<T> {
     pub fn new(data: T, location: String, tag: &str) -> Self {
-        Created::Created(Json(Single::new(data)), location, etag_header(tag))
+        Created::Created(Body(Single::new(data)), location, etag_header(tag))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, poem_openapi::Object, Serialize)]
+    #[oai(rename_all = "camelCase")]
+    #[serde(rename_all = "camelCase")]
+    struct Sample {
+        account_id: String,
+        seats: Option<i64>,
+        #[oai(skip_serializing_if_is_none)]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notes: Option<String>,
+    }
+
+    #[tokio::test]
+    async fn a_body_is_the_json_that_poem_openapi_writes() {
+        let sample = || Single::new(Sample { account_id: "acc_1".into(), seats: None, notes: None });
+        let ours = Body(sample()).into_response();
+        assert_eq!(ours.content_type(), Some("application/json; charset=utf-8"));
+        let ours: Value = serde_json::from_slice(&ours.into_body().into_bytes().await.expect("body")).expect("json");
+        let theirs = Json(sample()).into_response();
+        let theirs: Value = serde_json::from_slice(&theirs.into_body().into_bytes().await.expect("body")).expect("json");
+        assert_eq!(ours, theirs);
+        assert_eq!(ours["data"], serde_json::json!({"accountId": "acc_1", "seats": null}));
+    }
+
+    #[derive(Debug, poem_openapi::Object, Serialize)]
+    struct Misnamed {
+        #[serde(rename = "other")]
+        name: String,
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "ToJSON gives")]
+    fn a_body_whose_serde_and_schema_differ_panics_in_debug_builds() {
+        let _ = Body(Misnamed { name: "x".into() }).into_response();
+    }
 
     #[test]
     fn if_match_is_parsed_strictly() {
