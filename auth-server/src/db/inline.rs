@@ -13,6 +13,7 @@
 //! writer, and each read sees every transaction committed before it started.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -22,6 +23,10 @@ use serde::de::DeserializeOwned;
 
 /// Idle connections kept for reuse; more are closed when returned.
 const IDLE_MAX: usize = 16;
+/// Reads under way at once at most. Beyond that a read goes through sqlx's pool, which
+/// bounds and queues its own connections: threads that `block_in_place` brings in
+/// cannot open connections without end.
+const BUSY_MAX: usize = 32;
 /// Prepared statements each connection keeps.
 const STATEMENTS: usize = 128;
 /// How long a read may wait on a lock (in WAL mode only while another connection
@@ -107,16 +112,46 @@ impl From<ReadError> for sqlx::Error {
 pub struct InlineReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    busy: AtomicUsize,
+    busy_max: usize,
+}
+
+/// The right to run one read (see `BUSY_MAX`), given back when dropped.
+pub struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl InlineReads {
     pub fn new(path: PathBuf) -> InlineReads {
-        InlineReads { path, idle: Mutex::new(Vec::new()) }
+        InlineReads::with_busy_max(path, BUSY_MAX)
+    }
+
+    fn with_busy_max(path: PathBuf, busy_max: usize) -> InlineReads {
+        InlineReads { path, idle: Mutex::new(Vec::new()), busy: AtomicUsize::new(0), busy_max }
+    }
+
+    /// A slot for one read, or `None` when `BUSY_MAX` reads are under way (the caller
+    /// then reads through sqlx).
+    pub fn slot(&self) -> Option<Slot<'_>> {
+        let mut busy = self.busy.load(Ordering::Acquire);
+        loop {
+            if busy >= self.busy_max {
+                return None;
+            }
+            match self.busy.compare_exchange_weak(busy, busy + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Slot(&self.busy)),
+                Err(now) => busy = now,
+            }
+        }
     }
 
     /// Up to `limit` rows of `sql` with `params`, each deserialized by column name.
     /// `$n` in `sql` takes `params[n - 1]` (as sqlx binds it); `?` takes the next in order.
-    pub fn fetch<T: DeserializeOwned>(&self, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
+    pub fn fetch<T: DeserializeOwned>(&self, _slot: &Slot<'_>, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
         let conn = match self.idle.lock().pop() {
             Some(conn) => conn,
             None => self.open()?,
@@ -186,6 +221,29 @@ mod tests {
         flag: bool,
     }
 
+    impl InlineReads {
+        /// `fetch` with a slot of its own (tests read one at a time).
+        fn read<T: DeserializeOwned>(&self, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
+            let slot = self.slot().expect("a free slot");
+            self.fetch(&slot, sql, params, limit)
+        }
+    }
+
+    #[test]
+    fn reads_beyond_the_busy_limit_are_refused_a_slot_until_one_ends() {
+        let (_dir, reads) = database();
+        let reads = InlineReads::with_busy_max(reads.path.clone(), 2);
+        let first = reads.slot().expect("first");
+        let second = reads.slot().expect("second");
+        assert!(reads.slot().is_none(), "a third read at once goes through sqlx");
+        drop(first);
+        let third = reads.slot().expect("a slot is free again");
+        let rows: Vec<Item> = reads.fetch(&third, "SELECT id, n, score, flag FROM items", &[], 10).expect("read");
+        assert_eq!(rows.len(), 3);
+        drop((second, third));
+        assert_eq!(reads.busy.load(Ordering::Acquire), 0);
+    }
+
     fn database() -> (tempfile::TempDir, InlineReads) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("t.db");
@@ -204,7 +262,7 @@ mod tests {
     fn numbered_parameters_bind_by_number_in_any_order_and_more_than_once() {
         let (_dir, reads) = database();
         let rows: Vec<Item> = reads
-            .fetch("SELECT id, n, score, flag FROM items WHERE org = $2 AND ($1 IS NULL OR id = $1) ORDER BY id", &[Param::Text(None), "o1".into()], 10)
+            .read("SELECT id, n, score, flag FROM items WHERE org = $2 AND ($1 IS NULL OR id = $1) ORDER BY id", &[Param::Text(None), "o1".into()], 10)
             .expect("read");
         assert_eq!(
             rows,
@@ -214,34 +272,34 @@ mod tests {
             ]
         );
         let one: Vec<Item> =
-            reads.fetch("SELECT id, n, score, flag FROM items WHERE org = $2 AND ($1 IS NULL OR id = $1)", &["c".into(), "o2".into()], 10).expect("read");
+            reads.read("SELECT id, n, score, flag FROM items WHERE org = $2 AND ($1 IS NULL OR id = $1)", &["c".into(), "o2".into()], 10).expect("read");
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].n, Some(3));
-        let anonymous: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items WHERE org = ? AND n > ?", &["o1".into(), 0.into()], 10).expect("read");
+        let anonymous: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items WHERE org = ? AND n > ?", &["o1".into(), 0.into()], 10).expect("read");
         assert_eq!(anonymous.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]
     fn a_read_stops_at_its_limit_and_sees_what_was_committed_before_it() {
         let (dir, reads) = database();
-        let rows: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items ORDER BY id", &[], 2).expect("read");
+        let rows: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items ORDER BY id", &[], 2).expect("read");
         assert_eq!(rows.len(), 2);
         let writer = Connection::open(dir.path().join("t.db")).expect("open");
         writer.execute("INSERT INTO items VALUES ('d', 'o1', 4, 0, 0)", []).expect("insert");
-        let rows: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items WHERE id = $1", &["d".into()], 1).expect("read");
+        let rows: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items WHERE id = $1", &["d".into()], 1).expect("read");
         assert_eq!(rows.first().map(|i| i.n), Some(Some(4)));
     }
 
     #[test]
     fn missing_values_wrong_columns_and_writes_are_errors_and_later_reads_work() {
         let (_dir, reads) = database();
-        let unbound = reads.fetch::<Item>("SELECT id, n, score, flag FROM items WHERE id = $2", &["a".into()], 1);
+        let unbound = reads.read::<Item>("SELECT id, n, score, flag FROM items WHERE id = $2", &["a".into()], 1);
         assert!(matches!(unbound, Err(ReadError::Unbound(ref name, 1)) if name == "$2"), "{unbound:?}");
-        let misfit = reads.fetch::<Item>("SELECT id FROM items", &[], 1);
+        let misfit = reads.read::<Item>("SELECT id FROM items", &[], 1);
         assert!(matches!(misfit, Err(ReadError::Decode(_))), "{misfit:?}");
-        let write = reads.fetch::<Item>("DELETE FROM items RETURNING id, n, score, flag", &[], 10);
+        let write = reads.read::<Item>("DELETE FROM items RETURNING id, n, score, flag", &[], 10);
         assert!(matches!(write, Err(ReadError::Sqlite(_))), "{write:?}");
-        let all: Vec<Item> = reads.fetch("SELECT id, n, score, flag FROM items", &[], 10).expect("read after errors");
+        let all: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items", &[], 10).expect("read after errors");
         assert_eq!(all.len(), 3);
     }
 }

@@ -114,6 +114,13 @@ impl Db {
         Ok(Db { pool, writer, backend, inline })
     }
 
+    /// The inline reads and a slot for one, when this is SQLite on a file and fewer
+    /// than `inline::BUSY_MAX` of them are under way; otherwise reads go through sqlx.
+    fn inline_slot(&self) -> Option<(&InlineReads, inline::Slot<'_>)> {
+        let inline = self.inline.as_deref()?;
+        Some((inline, inline.slot()?))
+    }
+
     /// The row of `sql`, a read of at most one row through an index (by primary key
     /// or another unique key): on SQLite run on the calling thread (see `inline`),
     /// on PostgreSQL through the pool. `$n` takes `params[n - 1]`.
@@ -121,10 +128,10 @@ impl Db {
     where
         T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
     {
-        match &self.inline {
-            Some(inline) => Ok(inline.fetch(sql, params, 1)?.pop()),
-            None => bind_all(sqlx::query_as(sql), params).fetch_optional(&self.pool).await,
+        if let Some((inline, slot)) = self.inline_slot() {
+            return Ok(inline.fetch(&slot, sql, params, 1)?.pop());
         }
+        bind_all(sqlx::query_as(sql), params).fetch_optional(&self.pool).await
     }
 
     /// The rows of `sql`, a read whose cost the data decides (a page of a list, whose
@@ -136,15 +143,13 @@ impl Db {
     where
         T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
     {
-        match &self.inline {
-            Some(inline) => {
-                let read = || inline.fetch(sql, params, usize::MAX);
-                let multi_thread = tokio::runtime::Handle::try_current()
-                    .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-                Ok(if multi_thread { tokio::task::block_in_place(read) } else { read() }?)
-            }
-            None => bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await,
+        if let Some((inline, slot)) = self.inline_slot() {
+            let read = || inline.fetch(&slot, sql, params, usize::MAX);
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            return Ok(if multi_thread { tokio::task::block_in_place(read) } else { read() }?);
         }
+        bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await
     }
 
     /// The rows of `sql`, a read whose cost an index bounds (the lines of one
@@ -153,10 +158,10 @@ impl Db {
     where
         T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
     {
-        match &self.inline {
-            Some(inline) => Ok(inline.fetch(sql, params, usize::MAX)?),
-            None => bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await,
+        if let Some((inline, slot)) = self.inline_slot() {
+            return Ok(inline.fetch(&slot, sql, params, usize::MAX)?);
         }
+        bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
