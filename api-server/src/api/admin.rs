@@ -13,7 +13,7 @@ use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Principal, ScopeSet};
 
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
-use super::wire::IdempotencyKey;
+use super::wire::{Body, IdempotencyKey};
 use super::ApiTags;
 use crate::envelope::{List, Single};
 use crate::error::ApiError;
@@ -22,8 +22,9 @@ use crate::time::rfc3339;
 use std::sync::Arc;
 
 /// An organization.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Organization {
     pub id: String,
     pub name: String,
@@ -33,8 +34,9 @@ pub struct Organization {
 }
 
 /// A static API key as listed: never the key itself.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
@@ -46,20 +48,25 @@ pub struct ApiKey {
     pub created_at: String,
     /// When a rotated key stops working.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
     /// Updated in batches, so up to a few seconds behind.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<String>,
     /// The key that replaced this one on rotation.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced_by: Option<String>,
 }
 
 /// A key just created: the only time `key` is ever shown.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct NewApiKey {
     /// The key in clear. Store it now: it cannot be retrieved again.
     pub key: String,
@@ -67,8 +74,9 @@ pub struct NewApiKey {
 }
 
 /// An OAuth client as listed: never the secret.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct OAuthClient {
     /// The public `client_id`.
     pub id: String,
@@ -77,14 +85,17 @@ pub struct OAuthClient {
     pub scopes: Vec<String>,
     pub created_at: String,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<String>,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<String>,
 }
 
 /// A client with its secret: shown on creation and rotation only.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct NewOAuthClient {
     /// The `client_secret` in clear. Store it now: it cannot be retrieved again.
     pub client_secret: String,
@@ -186,8 +197,8 @@ impl AdminApi {
         &self,
         #[oai(scope = "Scopes::AdminRead")] auth: Auth<AdminRead>,
         Data(service): Data<&Arc<AuthService>>,
-    ) -> Result<Json<Single<Organization>>, ApiError> {
-        Ok(Json(Single::new(organization(service.get_org(&auth.org_id).await?))))
+    ) -> Result<Body<Single<Organization>>, ApiError> {
+        Ok(Body(Single::new(organization(service.get_org(&auth.org_id).await?))))
     }
 
     /// List API keys
@@ -198,10 +209,10 @@ impl AdminApi {
         &self,
         #[oai(scope = "Scopes::AdminRead")] auth: Auth<AdminRead>,
         Data(service): Data<&Arc<AuthService>>,
-    ) -> Result<Json<List<ApiKey>>, ApiError> {
+    ) -> Result<Body<List<ApiKey>>, ApiError> {
         let keys = service.list_keys(&auth.org_id).await?;
         let keys = keys.into_iter().filter(|k| k.env == auth.env).map(api_key).collect();
-        Ok(Json(List::complete(keys)))
+        Ok(Body(List::complete(keys)))
     }
 
     /// Create an API key
@@ -217,7 +228,7 @@ impl AdminApi {
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         body: Json<CreateApiKey>,
-    ) -> Result<Json<Single<NewApiKey>>, ApiError> {
+    ) -> Result<Body<Single<NewApiKey>>, ApiError> {
         let scopes = match (&body.scopes, body.preset) {
             (Some(_), Some(_)) => return Err(ApiError::field("preset", "give either scopes or preset, not both")),
             (None, None) => return Err(ApiError::field("scopes", "give scopes or a preset")),
@@ -231,7 +242,7 @@ impl AdminApi {
             }
         };
         let (info, secret) = service.create_key(&auth.org_id, auth.env, scopes, &body.name).await?;
-        Ok(Json(Single::new(NewApiKey { key: secret.expose().to_owned(), api_key: api_key(info) })))
+        Ok(Body(Single::new(NewApiKey { key: secret.expose().to_owned(), api_key: api_key(info) })))
     }
 
     /// Get an API key
@@ -241,10 +252,10 @@ impl AdminApi {
         #[oai(scope = "Scopes::AdminRead")] auth: Auth<AdminRead>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
-    ) -> Result<Json<Single<ApiKey>>, ApiError> {
+    ) -> Result<Body<Single<ApiKey>>, ApiError> {
         let key = service.get_key(&id).await?;
         let key = own(&auth, &key.org_id.clone(), key.env, key, "API key")?;
-        Ok(Json(Single::new(api_key(key))))
+        Ok(Body(Single::new(api_key(key))))
     }
 
     /// Revoke an API key
@@ -259,10 +270,10 @@ impl AdminApi {
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
-    ) -> Result<Json<Single<ApiKey>>, ApiError> {
+    ) -> Result<Body<Single<ApiKey>>, ApiError> {
         let key = service.get_key(&id).await?;
         own(&auth, &key.org_id, key.env, (), "API key")?;
-        Ok(Json(Single::new(api_key(service.revoke_key(&id).await?))))
+        Ok(Body(Single::new(api_key(service.revoke_key(&id).await?))))
     }
 
     /// Rotate an API key
@@ -281,7 +292,7 @@ impl AdminApi {
         /// How long the old key keeps working, in seconds (default 0: it stops at once; at most 30 days).
         #[oai(name = "graceSeconds", validator(maximum(value = "2592000")))]
         grace_seconds: Query<Option<u64>>,
-    ) -> Result<Json<Single<NewApiKey>>, ApiError> {
+    ) -> Result<Body<Single<NewApiKey>>, ApiError> {
         let key = service.get_key(&id).await?;
         own(&auth, &key.org_id, key.env, (), "API key")?;
         let scopes = ScopeSet::parse(&key.scopes.join(" ")).map_err(|e| ApiError::internal(&e))?;
@@ -293,7 +304,7 @@ impl AdminApi {
         }
         let grace = Duration::from_secs(grace_seconds.0.unwrap_or(0));
         let (info, secret) = service.rotate_key(&id, grace).await?;
-        Ok(Json(Single::new(NewApiKey { key: secret.expose().to_owned(), api_key: api_key(info) })))
+        Ok(Body(Single::new(NewApiKey { key: secret.expose().to_owned(), api_key: api_key(info) })))
     }
 
     /// List OAuth clients
@@ -302,10 +313,10 @@ impl AdminApi {
         &self,
         #[oai(scope = "Scopes::AdminRead")] auth: Auth<AdminRead>,
         Data(service): Data<&Arc<AuthService>>,
-    ) -> Result<Json<List<OAuthClient>>, ApiError> {
+    ) -> Result<Body<List<OAuthClient>>, ApiError> {
         let clients = service.list_clients(&auth.org_id).await?;
         let clients = clients.into_iter().filter(|c| c.env == auth.env).map(oauth_client).collect();
-        Ok(Json(List::complete(clients)))
+        Ok(Body(List::complete(clients)))
     }
 
     /// Create an OAuth client
@@ -320,10 +331,10 @@ impl AdminApi {
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         body: Json<CreateOAuthClient>,
-    ) -> Result<Json<Single<NewOAuthClient>>, ApiError> {
+    ) -> Result<Body<Single<NewOAuthClient>>, ApiError> {
         let scopes = grantable(&auth, "scopes", &body.scopes)?;
         let (info, secret) = service.create_client(&auth.org_id, auth.env, scopes, &body.name).await?;
-        Ok(Json(Single::new(NewOAuthClient { client_secret: secret.expose().to_owned(), client: oauth_client(info) })))
+        Ok(Body(Single::new(NewOAuthClient { client_secret: secret.expose().to_owned(), client: oauth_client(info) })))
     }
 
     /// Get an OAuth client
@@ -333,10 +344,10 @@ impl AdminApi {
         #[oai(scope = "Scopes::AdminRead")] auth: Auth<AdminRead>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
-    ) -> Result<Json<Single<OAuthClient>>, ApiError> {
+    ) -> Result<Body<Single<OAuthClient>>, ApiError> {
         let client = service.get_client(&id).await?;
         let client = own(&auth, &client.org_id.clone(), client.env, client, "OAuth client")?;
-        Ok(Json(Single::new(oauth_client(client))))
+        Ok(Body(Single::new(oauth_client(client))))
     }
 
     /// Rotate an OAuth client's secret
@@ -351,11 +362,11 @@ impl AdminApi {
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
-    ) -> Result<Json<Single<NewOAuthClient>>, ApiError> {
+    ) -> Result<Body<Single<NewOAuthClient>>, ApiError> {
         let client = service.get_client(&id).await?;
         own(&auth, &client.org_id, client.env, (), "OAuth client")?;
         let (info, secret) = service.rotate_client_secret(&id).await?;
-        Ok(Json(Single::new(NewOAuthClient { client_secret: secret.expose().to_owned(), client: oauth_client(info) })))
+        Ok(Body(Single::new(NewOAuthClient { client_secret: secret.expose().to_owned(), client: oauth_client(info) })))
     }
 
     /// Disable an OAuth client
@@ -370,9 +381,9 @@ impl AdminApi {
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
         id: Path<String>,
-    ) -> Result<Json<Single<OAuthClient>>, ApiError> {
+    ) -> Result<Body<Single<OAuthClient>>, ApiError> {
         let client = service.get_client(&id).await?;
         own(&auth, &client.org_id, client.env, (), "OAuth client")?;
-        Ok(Json(Single::new(oauth_client(service.disable_client(&id).await?))))
+        Ok(Body(Single::new(oauth_client(service.disable_client(&id).await?))))
     }
 }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::Query;
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminRead, Auth, Scopes};
+use super::wire::Body;
 use super::ApiTags;
 use crate::audit::Entry;
 use crate::domain::audit::{self as domain, AuditFilter};
@@ -20,8 +20,9 @@ use crate::error::ApiError;
 use crate::time::{parse_rfc3339, rfc3339};
 
 /// One API call, as recorded when it was answered.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// `aud_…`
     pub id: String,
@@ -118,7 +119,7 @@ impl AuditApi {
         /// Only calls made at or after this RFC 3339 time (as `from`).
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<AuditEntry>>, ApiError> {
+    ) -> Result<Body<List<AuditEntry>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "audit-log", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
@@ -126,6 +127,6 @@ impl AuditApi {
         let to = time_param("to", to.0.as_deref())?;
         let filter = AuditFilter::new(credential_id.0, status.0, from, to)?;
         let entries = domain::list(crm, &tenant, &filter, &page).await?;
-        Ok(Json(listing.respond(entries, AuditEntry::from)))
+        Ok(Body(listing.respond(entries, AuditEntry::from)))
     }
 }

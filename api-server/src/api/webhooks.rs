@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::paging::Listing;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
-use super::wire::{given, patch, IdempotencyKey, Required};
+use super::wire::{given, patch, Body, IdempotencyKey, Required};
 use super::ApiTags;
 use crate::domain::{Crm, Tenant};
 use crate::envelope::{List, Single};
@@ -23,8 +23,9 @@ use crate::webhooks::endpoints::{self as domain, Endpoint, EndpointChanges};
 use crate::webhooks::target::Policy;
 
 /// A URL that receives the organization's events of one environment.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct WebhookEndpoint {
     /// `we_…`
     pub id: String,
@@ -84,8 +85,9 @@ impl From<Endpoint> for WebhookEndpoint {
 }
 
 /// An endpoint with its signing secret: shown on creation and rotation only.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct WebhookEndpointWithSecret {
     /// `whsec_…`: verifies `X-MSP-Signature` and `webhook-signature`. Store it now: it
     /// cannot be retrieved again.
@@ -153,8 +155,9 @@ impl DeliveryStatus {
 }
 
 /// One event sent to one endpoint.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct WebhookDelivery {
     /// `msg_…`
     pub id: String,
@@ -189,8 +192,9 @@ impl From<Delivery> for WebhookDelivery {
 }
 
 /// One POST of a delivery.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct WebhookAttempt {
     /// `att_…`
     pub id: String,
@@ -221,8 +225,9 @@ impl From<Attempt> for WebhookAttempt {
 }
 
 /// A test event was queued.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct TestEventQueued {
     /// The delivery (`msg_…`) of the `webhook.test` event; follow it under `deliveries`.
     pub delivery_id: String,
@@ -253,11 +258,11 @@ impl WebhooksApi {
         /// Only endpoints changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<WebhookEndpoint>>, ApiError> {
+    ) -> Result<Body<List<WebhookEndpoint>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "webhook_endpoints", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
-        Ok(Json(listing.respond(domain::list(crm, &tenant, &page).await?, WebhookEndpoint::from)))
+        Ok(Body(listing.respond(domain::list(crm, &tenant, &page).await?, WebhookEndpoint::from)))
     }
 
     /// Create a webhook endpoint
@@ -283,7 +288,7 @@ impl WebhooksApi {
         };
         let (endpoint, secret) = domain::create(crm, &Tenant::from(&auth.principal), policy, changes).await?;
         let location = format!("/api/v1/webhook-endpoints/{}", endpoint.id);
-        Ok(Created::Created(Json(Single::new(WebhookEndpointWithSecret { secret, endpoint: endpoint.into() })), location))
+        Ok(Created::Created(Body(Single::new(WebhookEndpointWithSecret { secret, endpoint: endpoint.into() })), location))
     }
 
     /// Get a webhook endpoint
@@ -294,8 +299,8 @@ impl WebhooksApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
-    ) -> Result<Json<Single<WebhookEndpoint>>, ApiError> {
-        Ok(Json(Single::new(domain::get(crm, &Tenant::from(&auth.principal), &id).await?.into())))
+    ) -> Result<Body<Single<WebhookEndpoint>>, ApiError> {
+        Ok(Body(Single::new(domain::get(crm, &Tenant::from(&auth.principal), &id).await?.into())))
     }
 
     /// Update a webhook endpoint
@@ -310,7 +315,7 @@ impl WebhooksApi {
         /// The endpoint id, `we_…`.
         id: Path<String>,
         body: Json<UpdateWebhookEndpoint>,
-    ) -> Result<Json<Single<WebhookEndpoint>>, ApiError> {
+    ) -> Result<Body<Single<WebhookEndpoint>>, ApiError> {
         let b = body.0;
         let changes = EndpointChanges {
             url: patch(b.url, |v| v),
@@ -319,7 +324,7 @@ impl WebhooksApi {
             enabled: patch(b.enabled, |v| v),
         };
         let endpoint = domain::update(crm, &Tenant::from(&auth.principal), policy, &id, changes).await?;
-        Ok(Json(Single::new(endpoint.into())))
+        Ok(Body(Single::new(endpoint.into())))
     }
 
     /// Delete a webhook endpoint
@@ -349,9 +354,9 @@ impl WebhooksApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
-    ) -> Result<Json<Single<WebhookEndpointWithSecret>>, ApiError> {
+    ) -> Result<Body<Single<WebhookEndpointWithSecret>>, ApiError> {
         let (endpoint, secret) = domain::rotate_secret(crm, &Tenant::from(&auth.principal), &id).await?;
-        Ok(Json(Single::new(WebhookEndpointWithSecret { secret, endpoint: endpoint.into() })))
+        Ok(Body(Single::new(WebhookEndpointWithSecret { secret, endpoint: endpoint.into() })))
     }
 
     /// Send a test event
@@ -368,9 +373,9 @@ impl WebhooksApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
-    ) -> Result<Json<Single<TestEventQueued>>, ApiError> {
+    ) -> Result<Body<Single<TestEventQueued>>, ApiError> {
         let delivery_id = domain::send_test(crm, &Tenant::from(&auth.principal), &id).await?;
-        Ok(Json(Single::new(TestEventQueued { delivery_id })))
+        Ok(Body(Single::new(TestEventQueued { delivery_id })))
     }
 
     /// List an endpoint's deliveries
@@ -393,12 +398,12 @@ impl WebhooksApi {
         /// Only deliveries changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<String>>,
-    ) -> Result<Json<List<WebhookDelivery>>, ApiError> {
+    ) -> Result<Body<List<WebhookDelivery>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "webhook_deliveries", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
         let found = deliveries::list(crm, &tenant, &id, status.0.map(DeliveryStatus::as_str), &page).await?;
-        Ok(Json(listing.respond(found, WebhookDelivery::from)))
+        Ok(Body(listing.respond(found, WebhookDelivery::from)))
     }
 
     /// List a delivery's attempts
@@ -417,12 +422,12 @@ impl WebhooksApi {
         limit: Query<Option<i64>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<List<WebhookAttempt>>, ApiError> {
+    ) -> Result<Body<List<WebhookAttempt>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "webhook_attempts", &tenant);
         let page = listing.request(limit.0, cursor.0.as_deref(), None)?;
         let found = deliveries::attempts(crm, &tenant, &id, &delivery_id, &page).await?;
-        Ok(Json(listing.respond(found, WebhookAttempt::from)))
+        Ok(Body(listing.respond(found, WebhookAttempt::from)))
     }
 
     /// Re-send a delivery
@@ -441,9 +446,9 @@ impl WebhooksApi {
         id: Path<String>,
         /// The delivery id, `msg_…`.
         delivery_id: Path<String>,
-    ) -> Result<Json<Single<WebhookDelivery>>, ApiError> {
+    ) -> Result<Body<Single<WebhookDelivery>>, ApiError> {
         let delivery = deliveries::resend(crm, &Tenant::from(&auth.principal), &id, &delivery_id).await?;
-        Ok(Json(Single::new(delivery.into())))
+        Ok(Body(Single::new(delivery.into())))
     }
 }
 
@@ -452,5 +457,5 @@ impl WebhooksApi {
 pub enum Created {
     /// Created. `Location` is its URL. The body holds the secret, shown this once.
     #[oai(status = 201)]
-    Created(Json<Single<WebhookEndpointWithSecret>>, #[oai(header = "Location")] String),
+    Created(Body<Single<WebhookEndpointWithSecret>>, #[oai(header = "Location")] String),
 }
