@@ -139,28 +139,9 @@ pub async fn list(
     filter: &AccountFilter,
     page: &PageRequest,
 ) -> sqlx::Result<Vec<AccountRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM accounts \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR lifecycle = $3) \
-               AND ($4 IS NULL OR industry = $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.lifecycle.map(Lifecycle::as_str).into(),
-        filter.industry.as_deref().into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "accounts", &["lifecycle = {}", "industry = {}"]));
+    let filters = [filter.lifecycle.map(Lifecycle::as_str).into(), filter.industry.as_deref().into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// Writes `a` and its events if the stored version is still `expected`; false when

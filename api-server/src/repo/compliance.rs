@@ -91,30 +91,9 @@ pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<Item
 
 /// Up to `page.fetch()` items after `page.after`, in `(created_at, id)` order.
 pub async fn list(db: &Db, tenant: &Tenant, filter: &ItemFilter, page: &PageRequest) -> sqlx::Result<Vec<ItemRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM compliance_items \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR account_id = $3) \
-               AND ($4 IS NULL OR framework = $4) \
-               AND ($5 IS NULL OR status = $5) \
-               AND ($6 IS NULL OR updated_at >= $6) \
-               AND (created_at, id) > ($7, $8) \
-             ORDER BY created_at, id LIMIT $9"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.account_id.as_deref().into(),
-        filter.framework.map(Framework::as_str).into(),
-        filter.status.map(ItemStatus::as_str).into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "compliance_items", &["account_id = {}", "framework = {}", "status = {}"]));
+    let filters = [filter.account_id.as_deref().into(), filter.framework.map(Framework::as_str).into(), filter.status.map(ItemStatus::as_str).into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// `(framework, status, count)` over the tenant's items, or one account's.

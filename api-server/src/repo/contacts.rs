@@ -140,26 +140,11 @@ pub async fn list(
     page: &PageRequest,
 ) -> sqlx::Result<Vec<ContactRecord>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM contacts c \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR EXISTS \
-                    (SELECT 1 FROM account_contacts l WHERE l.contact_id = c.id AND l.account_id = $3)) \
-               AND ($4 IS NULL OR updated_at >= $4) \
-               AND (created_at, id) > ($5, $6) \
-             ORDER BY created_at, id LIMIT $7"
-        )
+        let linked = "EXISTS (SELECT 1 FROM account_contacts l WHERE l.contact_id = c.id AND l.account_id = {})";
+        repo::page_sql(COLUMNS, "contacts c", &[linked])
     });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.account_id.as_deref().into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    let filters = [filter.account_id.as_deref().into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// The links of the given contacts, oldest first.

@@ -285,28 +285,9 @@ pub async fn amendments(db: &Db, tenant: &Tenant, contract_id: &str) -> sqlx::Re
 
 /// Up to `page.fetch()` contracts after `page.after`, in `(created_at, id)` order.
 pub async fn list(db: &Db, tenant: &Tenant, filter: &ContractFilter, page: &PageRequest) -> sqlx::Result<Vec<ContractRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM contracts \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR status = $3) \
-               AND ($4 IS NULL OR account_id = $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.status.map(ContractStatus::as_str).into(),
-        filter.account_id.as_deref().into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "contracts", &["status = {}", "account_id = {}"]));
+    let filters = [filter.status.map(ContractStatus::as_str).into(), filter.account_id.as_deref().into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// The service lines of the tenant's `ACTIVE` contracts, each with its contract's id,

@@ -161,28 +161,9 @@ pub async fn history(db: &Db, tenant: &Tenant, deal_id: &str) -> sqlx::Result<Ve
 
 /// Up to `page.fetch()` deals after `page.after`, in `(created_at, id)` order.
 pub async fn list(db: &Db, tenant: &Tenant, filter: &DealFilter, page: &PageRequest) -> sqlx::Result<Vec<DealRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM deals \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR stage = $3) \
-               AND ($4 IS NULL OR account_id = $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.stage.map(Stage::as_str).into(),
-        filter.account_id.as_deref().into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "deals", &["stage = {}", "account_id = {}"]));
+    let filters = [filter.stage.map(Stage::as_str).into(), filter.account_id.as_deref().into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// Writes `d`, records `change` and stores `events` if the stored version is still

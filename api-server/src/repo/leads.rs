@@ -101,28 +101,9 @@ pub async fn get(db: &Db, tenant: &Tenant, id: &str) -> sqlx::Result<Option<Lead
 
 /// Up to `page.fetch()` leads after `page.after`, in `(created_at, id)` order.
 pub async fn list(db: &Db, tenant: &Tenant, filter: &LeadFilter, page: &PageRequest) -> sqlx::Result<Vec<LeadRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM leads \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR status = $3) \
-               AND ($4 IS NULL OR icp_score >= $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.status.map(Status::as_str).into(),
-        filter.min_score.into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "leads", &["status = {}", "icp_score >= {}"]));
+    let filters = [filter.status.map(Status::as_str).into(), filter.min_score.into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// Writes `l` if the stored version is still `expected`; false when another writer won.

@@ -24,11 +24,12 @@ use std::fmt::Write;
 use sqlx::any::{AnyArguments, AnyQueryResult};
 use sqlx::{Any, AnyPool, Transaction};
 
-use breadbox_auth::db::{Backend, Db};
+use breadbox_auth::db::{Backend, Db, Param};
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
 use sqlx::FromRow;
 
+use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
 
 /// A bound statement of the `Any` driver.
@@ -109,6 +110,45 @@ where
     db.fetch_one_by_key(sql, &[id.into(), (&tenant.org_id).into(), tenant.env_str().into()]).await
 }
 
+/// The text of a list page: `columns` of the tenant's rows of `from` that pass every
+/// filter of `filters` (a condition on `{}`, its parameter; a NULL parameter passes
+/// every row), changed at or after `updatedSince`, after the cursor, in
+/// `(created_at, id)` order. Parameters as `page_params` gives them. `columns`, `from`
+/// and `filters` are ours, never input.
+pub(crate) fn page_sql(columns: &str, from: &str, filters: &[&str]) -> String {
+    let mut sql = format!("SELECT {columns} FROM {from} WHERE org_id = $1 AND env = $2");
+    for (i, condition) in filters.iter().enumerate() {
+        let param = format!("${}", i + 3);
+        let _ = write!(sql, " AND ({param} IS NULL OR {})", condition.replace("{}", &param));
+    }
+    let n = filters.len() + 2;
+    let _ = write!(
+        sql,
+        " AND (${since} IS NULL OR updated_at >= ${since}) AND (created_at, id) > (${at}, ${id}) \
+         ORDER BY created_at, id LIMIT ${limit}",
+        since = n + 1,
+        at = n + 2,
+        id = n + 3,
+        limit = n + 4
+    );
+    sql
+}
+
+/// The parameters of a `page_sql` text: the tenant, `filters` in order, then the page's
+/// `updatedSince`, cursor and size.
+pub(crate) fn page_params<'a>(tenant: &'a Tenant, filters: &[Param<'a>], page: &'a PageRequest) -> Vec<Param<'a>> {
+    let mut params = Vec::with_capacity(filters.len() + 6);
+    params.extend([Param::from(&tenant.org_id), Param::from(tenant.env_str())]);
+    params.extend_from_slice(filters);
+    params.extend([
+        Param::from(page.updated_since),
+        Param::from(page.after.created_at),
+        Param::from(&page.after.id),
+        Param::from(page.fetch()),
+    ]);
+    params
+}
+
 /// Whether `table` holds the tenant's row `id`. `table` is one of our table names,
 /// never input.
 async fn exists_in(pool: &AnyPool, table: &'static str, tenant: &Tenant, id: &str) -> sqlx::Result<bool> {
@@ -157,6 +197,22 @@ pub(crate) fn tenant_and_in(backend: Backend, column: &str, count: usize) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_filters_by_tenant_each_filter_updated_since_and_cursor() {
+        assert_eq!(
+            page_sql("id, name", "accounts", &["lifecycle = {}", "industry = {}"]),
+            "SELECT id, name FROM accounts WHERE org_id = $1 AND env = $2 \
+             AND ($3 IS NULL OR lifecycle = $3) AND ($4 IS NULL OR industry = $4) \
+             AND ($5 IS NULL OR updated_at >= $5) AND (created_at, id) > ($6, $7) \
+             ORDER BY created_at, id LIMIT $8"
+        );
+        assert_eq!(
+            page_sql("id", "t", &[]),
+            "SELECT id FROM t WHERE org_id = $1 AND env = $2 AND ($3 IS NULL OR updated_at >= $3) \
+             AND (created_at, id) > ($4, $5) ORDER BY created_at, id LIMIT $6"
+        );
+    }
 
     #[test]
     fn placeholders_number_on_postgres_and_stay_anonymous_on_sqlite() {

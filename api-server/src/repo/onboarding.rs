@@ -140,28 +140,9 @@ pub async fn milestones(db: &Db, tenant: &Tenant, project_id: &str) -> sqlx::Res
 
 /// Up to `page.fetch()` projects after `page.after`, in `(created_at, id)` order.
 pub async fn list(db: &Db, tenant: &Tenant, filter: &ProjectFilter, page: &PageRequest) -> sqlx::Result<Vec<ProjectRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM onboarding_projects \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR account_id = $3) \
-               AND ($4 IS NULL OR status = $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.account_id.as_deref().into(),
-        filter.status.map(ProjectStatus::as_str).into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "onboarding_projects", &["account_id = {}", "status = {}"]));
+    let filters = [filter.account_id.as_deref().into(), filter.status.map(ProjectStatus::as_str).into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
 
 /// Marks an open milestone complete and counts it on its project (status, version and

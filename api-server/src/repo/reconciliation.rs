@@ -115,27 +115,8 @@ pub async fn list(
     filter: &ReconciliationFilter,
     page: &PageRequest,
 ) -> sqlx::Result<Vec<Reconciliation>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM reconciliations \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR account_id = $3) \
-               AND ($4 IS NULL OR has_variance = $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.account_id.as_deref().into(),
-        filter.has_variance.map(i64::from).into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    let rows: Vec<ReconciliationRecord> = db.fetch_list(&SQL, &params).await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "reconciliations", &["account_id = {}", "has_variance = {}"]));
+    let filters = [filter.account_id.as_deref().into(), filter.has_variance.map(i64::from).into()];
+    let rows: Vec<ReconciliationRecord> = db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await?;
     Ok(rows.into_iter().map(Reconciliation::from).collect())
 }

@@ -109,26 +109,7 @@ pub async fn by_external_id(pool: &AnyPool, tenant: &Tenant, source: &str, exter
 
 /// Up to `page.fetch()` touchpoints after `page.after`, in `(created_at, id)` order.
 pub async fn list(db: &Db, tenant: &Tenant, filter: &TouchpointFilter, page: &PageRequest) -> sqlx::Result<Vec<TouchpointRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS} FROM touchpoints \
-             WHERE org_id = $1 AND env = $2 \
-               AND ($3 IS NULL OR account_id = $3) \
-               AND ($4 IS NULL OR type = $4) \
-               AND ($5 IS NULL OR updated_at >= $5) \
-               AND (created_at, id) > ($6, $7) \
-             ORDER BY created_at, id LIMIT $8"
-        )
-    });
-    let params = [
-        (&tenant.org_id).into(),
-        tenant.env_str().into(),
-        filter.account_id.as_deref().into(),
-        filter.kind.map(TouchpointType::as_str).into(),
-        page.updated_since.into(),
-        page.after.created_at.into(),
-        (&page.after.id).into(),
-        page.fetch().into(),
-    ];
-    db.fetch_list(&SQL, &params).await
+    static SQL: LazyLock<String> = LazyLock::new(|| repo::page_sql(COLUMNS, "touchpoints", &["account_id = {}", "type = {}"]));
+    let filters = [filter.account_id.as_deref().into(), filter.kind.map(TouchpointType::as_str).into()];
+    db.fetch_list(&SQL, &repo::page_params(tenant, &filters, page)).await
 }
