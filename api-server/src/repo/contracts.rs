@@ -5,9 +5,8 @@ use std::sync::LazyLock;
 use serde_json::{json, Value};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
 
-use breadbox_auth::secret::new_id;
-
 use breadbox_auth::db::Db;
+use breadbox_auth::secret::new_id;
 
 use crate::domain::contracts::{Amendment, Contract, ContractFilter, ContractStatus, FieldChange};
 use crate::domain::events::Event;
@@ -264,8 +263,8 @@ pub async fn lines(db: &Db, tenant: &Tenant, contract_id: &str) -> sqlx::Result<
     let rows: Vec<LineRecord> = db
         .fetch_few(
             "SELECT category, description, quantity, unit_price, billing_period FROM contract_lines \
-         WHERE contract_id = $1 AND org_id = $2 AND env = $3 ORDER BY position",
-            &[contract_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
+             WHERE contract_id = $1 AND org_id = $2 AND env = $3 ORDER BY position",
+            &repo::keyed(contract_id, tenant),
         )
         .await?;
     Ok(rows.into_iter().map(ServiceLine::from).collect())
@@ -276,8 +275,8 @@ pub async fn amendments(db: &Db, tenant: &Tenant, contract_id: &str) -> sqlx::Re
     let rows: Vec<AmendmentRecord> = db
         .fetch_few(
             "SELECT id, contract_version, effective_date, description, changes, created_by, created_at \
-         FROM contract_amendments WHERE contract_id = $1 AND org_id = $2 AND env = $3 ORDER BY contract_version",
-            &[contract_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
+             FROM contract_amendments WHERE contract_id = $1 AND org_id = $2 AND env = $3 ORDER BY contract_version",
+            &repo::keyed(contract_id, tenant),
         )
         .await?;
     Ok(rows.into_iter().map(Amendment::from).collect())

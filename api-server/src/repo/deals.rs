@@ -154,7 +154,7 @@ pub async fn history(db: &Db, tenant: &Tenant, deal_id: &str) -> sqlx::Result<Ve
     db.fetch_few(
         "SELECT deal_version, from_stage, to_stage, reason, changed_by, changed_at FROM deal_stage_changes \
          WHERE deal_id = $1 AND org_id = $2 AND env = $3 ORDER BY deal_version",
-        &[deal_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
+        &repo::keyed(deal_id, tenant),
     )
     .await
 }

@@ -11,6 +11,7 @@ use crate::domain::events::Event;
 use crate::domain::health::{day_of, Band, HealthDetail, HealthFilter, HealthScore, Signal};
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
+use crate::repo;
 
 /// An account with its score row, if any, and the score of the trend's reference day.
 #[derive(Debug, Clone, FromRow, serde::Deserialize)]
@@ -109,7 +110,7 @@ pub async fn get(db: &Db, tenant: &Tenant, account_id: &str, trend_day: i64) -> 
 
 /// The latest value of every signal of the account, by source and name.
 pub async fn signals(db: &Db, tenant: &Tenant, account_id: &str) -> sqlx::Result<Vec<SignalRecord>> {
-    db.fetch_few(SIGNALS, &[account_id.into(), (&tenant.org_id).into(), tenant.env_str().into()]).await
+    db.fetch_few(SIGNALS, &repo::keyed(account_id, tenant)).await
 }
 
 /// The signals of account `$1` of org `$2`, environment `$3`.

@@ -107,7 +107,12 @@ pub(crate) async fn by_id<T>(db: &Db, sql: &str, tenant: &Tenant, id: &str) -> s
 where
     T: for<'r> FromRow<'r, AnyRow> + DeserializeOwned + Send + Unpin,
 {
-    db.fetch_one_by_key(sql, &[id.into(), (&tenant.org_id).into(), tenant.env_str().into()]).await
+    db.fetch_one_by_key(sql, &keyed(id, tenant)).await
+}
+
+/// `$1` a key (a row's id, or its parent's), `$2` and `$3` the tenant.
+pub(crate) fn keyed<'a>(key: &'a str, tenant: &'a Tenant) -> [Param<'a>; 3] {
+    [key.into(), (&tenant.org_id).into(), tenant.env_str().into()]
 }
 
 /// The text of a list page: `columns` of the tenant's rows of `from` that pass every

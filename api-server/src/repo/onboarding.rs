@@ -133,7 +133,7 @@ pub async fn milestones(db: &Db, tenant: &Tenant, project_id: &str) -> sqlx::Res
     db.fetch_few(
         "SELECT id, position, name, due_date, completed_at, completed_by FROM onboarding_milestones \
          WHERE project_id = $1 AND org_id = $2 AND env = $3 ORDER BY position",
-        &[project_id.into(), (&tenant.org_id).into(), tenant.env_str().into()],
+        &repo::keyed(project_id, tenant),
     )
     .await
 }

@@ -36,7 +36,7 @@ pub struct Db {
     /// (1, 2, 5 … 100 ms) until it is free. PostgreSQL: `pool`.
     writer: AnyPool,
     backend: Backend,
-    /// SQLite on a file: connections for `fetch_one_by_key` and `fetch_few`.
+    /// SQLite on a file: connections for `fetch_one_by_key`, `fetch_few` and `fetch_list`.
     inline: Option<Arc<InlineReads>>,
 }
 
