@@ -196,14 +196,16 @@ fn read<T: DeserializeOwned>(conn: &Connection, sql: &str, params: &[Param<'_>],
 
 fn bind(stmt: &mut Statement<'_>, params: &[Param<'_>]) -> Result<(), ReadError> {
     for index in 1..=stmt.parameter_count() {
-        let (name, value) = match stmt.parameter_name(index) {
-            Some(name) => {
-                let value = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| n.checked_sub(1)).and_then(|n| params.get(n));
-                (name.to_owned(), value)
-            }
-            None => (format!("?{index}"), params.get(index - 1)),
+        let name = stmt.parameter_name(index);
+        // `$n` is params[n - 1]; `?` (no name) the parameter at its position.
+        let position = match name {
+            Some(name) => name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()),
+            None => Some(index),
         };
-        let value = value.ok_or(ReadError::Unbound(name, params.len()))?;
+        let Some(value) = position.and_then(|n| n.checked_sub(1)).and_then(|n| params.get(n)) else {
+            let name = name.map_or_else(|| format!("?{index}"), str::to_owned);
+            return Err(ReadError::Unbound(name, params.len()));
+        };
         stmt.raw_bind_parameter(index, value)?;
     }
     Ok(())
