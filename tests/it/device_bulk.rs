@@ -234,35 +234,11 @@ async fn sweep_emits_offline_and_end_of_life_once_per_condition(app: &mut TestAp
 
 // 500 single creates in a row outrun even the tests' scaled write bucket (833 a
 // second): this comparison runs with limits off.
-mod bulk_creates_500_then_updates_the_same_500_much_faster_than_single_creates {
-    use super::*;
-
-    fn limits_off(config: &mut breadbox_auth::AuthConfig) {
-        config.limits.rate_limit = breadbox_auth::limits::Switch::Off;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run_with(Backend::Sqlite, limits_off, |h| {
-            Box::pin(async move {
-                let mut app = h.app().await;
-                super::bulk_creates_500_then_updates_the_same_500_much_faster_than_single_creates(&mut app).await;
-            })
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run_with(Backend::Postgres, limits_off, |h| {
-            Box::pin(async move {
-                let mut app = h.app().await;
-                super::bulk_creates_500_then_updates_the_same_500_much_faster_than_single_creates(&mut app).await;
-            })
-        })
-        .await;
-    }
+fn limits_off(config: &mut breadbox_auth::AuthConfig) {
+    config.limits.rate_limit = breadbox_auth::limits::Switch::Off;
 }
+
+both_backends!(with limits_off; bulk_creates_500_then_updates_the_same_500_much_faster_than_single_creates);
 
 both_backends!(
     bulk_refuses_empty_and_oversized_batches,

@@ -273,28 +273,36 @@ impl TestAppHandle {
     }
 }
 
-/// Declares `async fn $name(app: &mut TestApp)` as a test on SQLite and on PostgreSQL.
+/// Declares `async fn $name(app: &mut TestApp)` as a test on SQLite and on PostgreSQL;
+/// after `with CONFIGURE;`, on servers whose settings `CONFIGURE` adjusted (as `run_with`).
 #[macro_export]
 macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
+    (with $configure:expr; $($name:ident),* $(,)?) => {
         $(
             mod $name {
+                // `$configure` names something of the calling module.
+                #[allow(unused_imports)]
+                use super::*;
+
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    $crate::run($crate::Backend::Sqlite, |h| Box::pin(async move {
+                    $crate::run_with($crate::Backend::Sqlite, $configure, |h| Box::pin(async move {
                         let mut app = h.app().await;
                         super::$name(&mut app).await;
                     })).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    $crate::run($crate::Backend::Postgres, |h| Box::pin(async move {
+                    $crate::run_with($crate::Backend::Postgres, $configure, |h| Box::pin(async move {
                         let mut app = h.app().await;
                         super::$name(&mut app).await;
                     })).await;
                 }
             }
         )*
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::both_backends!(with |_| {}; $($name),*);
     };
 }
 

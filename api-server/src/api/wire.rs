@@ -272,10 +272,8 @@ impl<T: ToJSON + Serialize> IntoResponse for Body<T> {
                 same_as_to_json(&self.0, &json);
                 Response::builder().content_type(Self::CONTENT_TYPE).body(json)
             }
-            Err(err) => {
-                tracing::error!(error = %err, "a response body could not be written");
-                ApiError::internal(&err).into_response()
-            }
+            // `internal` logs the cause.
+            Err(err) => ApiError::internal(&err).into_response(),
         }
     }
 }
