@@ -1,8 +1,13 @@
 //! `GET /api/v1/me`: who the caller is.
 
-use poem_openapi::{Object, OpenApi};
+use std::borrow::Cow;
 
-use breadbox_auth::Principal;
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::{Object, OpenApi};
+use serde::ser::SerializeSeq;
+
+use breadbox_auth::{Principal, ScopeSet};
 
 use super::security::{AnyScope, Auth};
 use super::wire::Body;
@@ -20,9 +25,9 @@ pub struct Me {
     /// `live` or `test`: the partition of data this credential sees.
     pub environment: String,
     /// The scopes granted to the credential.
-    pub scopes: Vec<String>,
+    pub scopes: ScopeList,
     /// Every scope the credential may act with, implications applied.
-    pub effective_scopes: Vec<String>,
+    pub effective_scopes: ScopeList,
     /// The API key id (`key_…`) or OAuth client id (`cli_…`).
     pub credential_id: String,
     /// `api_key` or `oauth_client`.
@@ -38,12 +43,67 @@ impl From<&Principal> for Me {
         Me {
             org_id: p.org_id.clone(),
             environment: p.env.as_str().to_owned(),
-            scopes: p.scopes.to_vec(),
-            effective_scopes: p.scopes.effective().to_vec(),
+            scopes: ScopeList(p.scopes),
+            effective_scopes: ScopeList(p.scopes.effective()),
             credential_id: p.credential_id.clone(),
             credential_kind: p.kind.as_str().to_owned(),
             token_id: p.token_id.clone(),
         }
+    }
+}
+
+/// A set of scopes on the wire: an array of their names, documented as `Vec<String>`,
+/// written from the set's static names (a full-access key's two lists were 44 strings
+/// allocated per `/me`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeList(pub ScopeSet);
+
+impl Type for ScopeList {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        <Vec<String> as Type>::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        <Vec<String> as Type>::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        <Vec<String> as Type>::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for ScopeList {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        let names = Vec::<String>::parse_from_json(value).map_err(ParseError::propagate)?;
+        ScopeSet::parse(&names.join(" ")).map(ScopeList).map_err(|err| ParseError::custom(err.to_string()))
+    }
+}
+
+impl ToJSON for ScopeList {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(self.0.iter().map(|scope| serde_json::Value::from(scope.as_str())).collect())
+    }
+}
+
+impl serde::Serialize for ScopeList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.iter().count()))?;
+        for scope in self.0.iter() {
+            seq.serialize_element(scope.as_str())?;
+        }
+        seq.end()
     }
 }
 
