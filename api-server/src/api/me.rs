@@ -120,3 +120,21 @@ impl MeApi {
         Ok(Body(Single::new(Me::from(&auth.principal))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_list_is_written_as_the_names_of_its_set_and_read_back() {
+        let set = ScopeSet::read_only();
+        let list = ScopeList(set);
+        let names = serde_json::to_value(list).expect("serializes");
+        assert_eq!(names, serde_json::json!(set.to_vec()));
+        assert_eq!(list.to_json(), Some(names.clone()));
+        assert_eq!(ScopeList::parse_from_json(Some(names)).ok(), Some(list));
+        assert!(ScopeList::parse_from_json(Some(serde_json::json!(["accounts:read", "nope:read"]))).is_err());
+        assert!(ScopeList::parse_from_json(Some(serde_json::json!("accounts:read"))).is_err());
+        assert_eq!(<ScopeList as Type>::schema_ref(), <Vec<String> as Type>::schema_ref());
+    }
+}
