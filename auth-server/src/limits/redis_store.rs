@@ -29,7 +29,7 @@ const MAX_BATCH: usize = 64;
 /// Script calls under way at once. One: checks arriving during a call wait for its
 /// answer and go together in the next, so batches grow with load. (4 calls pipelined
 /// on the connection made batches of 4–6 checks; one makes them about 15, and the
-/// limiter's cost in the benchmark fell from 47–50 % to 39–41 %.)
+/// limiter's cost in back-to-back quick benchmark runs fell from 47–50 % to 39–41 %.)
 const IN_FLIGHT: usize = 1;
 
 /// GCRA, exactly as `governor`, for a batch of checks, each over its KEYS in order and
