@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Bucket, Specs, Subject, Verdict, Verdicts, MAX_ITEMS};
 
@@ -26,11 +26,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Most checks sent in one script call.
 const MAX_BATCH: usize = 64;
-/// Script calls under way at once. One: checks arriving during a call wait for its
-/// answer and go together in the next, so batches grow with load. (4 calls pipelined
-/// on the connection made batches of 4–6 checks; one makes them about 15, and the
-/// limiter's cost in back-to-back quick benchmark runs fell from 47–50 % to 39–41 %.)
-const IN_FLIGHT: usize = 1;
 
 /// GCRA, exactly as `governor`, for a batch of checks, each over its KEYS in order and
 /// stopping at its first refusal: a bucket's state is its theoretical arrival time
@@ -277,25 +272,18 @@ impl Link {
     }
 }
 
-/// Sends the queued checks, up to `MAX_BATCH` per script call and `IN_FLIGHT` calls
-/// at a time: checks arriving meanwhile wait for the next. Ends when the store is dropped.
+/// Sends the queued checks, up to `MAX_BATCH` per script call, one call at a time:
+/// checks arriving during a call wait for its answer and go together in the next, so
+/// batches grow with load. (With 4 calls pipelined on the connection batches held 4–6
+/// checks; one at a time they hold about 15, and the limiter's cost in back-to-back
+/// quick benchmark runs fell from 47–50 % to 39–41 %.) Ends when the store is dropped.
 async fn send_batches(link: Arc<Link>, script: Arc<Script>, mut queue: mpsc::UnboundedReceiver<Job>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let mut jobs = Vec::with_capacity(MAX_BATCH);
-        if queue.recv_many(&mut jobs, MAX_BATCH).await == 0 {
-            return;
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let mut answers = run_batch(&link, &script, &jobs).await.into_iter().flatten();
+        for job in jobs.drain(..) {
+            let _ = job.answer.send(answers.next());
         }
-        let (link, script) = (link.clone(), script.clone());
-        tokio::spawn(async move {
-            let answers = run_batch(&link, &script, &jobs).await;
-            drop(slot);
-            let mut answers = answers.into_iter().flatten();
-            for job in jobs {
-                let _ = job.answer.send(answers.next());
-            }
-        });
     }
 }
 
