@@ -214,7 +214,8 @@ fn client_credentials(headers: &HeaderMap, params: &OAuthParams) -> Result<(Stri
 /// and more for a client with many scopes; 2 % of the endpoint's CPU) is skipped.
 fn token_response(issued: &IssuedToken) -> String {
     let (token, scope) = (issued.access_token.as_str(), issued.claims.scope.as_str());
-    debug_assert!(json_plain(token) && json_plain(scope), "{token:?} {scope:?}");
+    // The message names neither value: the token is a credential.
+    debug_assert!(json_plain(token) && json_plain(scope), "a token response value needs JSON escaping");
     let mut body = String::with_capacity(token.len() + scope.len() + 80);
     body.push_str(r#"{"access_token":""#);
     body.push_str(token);
