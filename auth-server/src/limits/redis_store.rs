@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Bucket, Specs, Subject, Verdict, Verdicts, MAX_ITEMS};
+use super::{Bucket, Specs, Subject, Verdict, Verdicts};
 
 /// How often an unreachable Redis is tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
@@ -27,35 +27,43 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Most checks sent in one script call.
 const MAX_BATCH: usize = 64;
 
-/// GCRA, exactly as `governor`, for a batch of checks, each over its KEYS in order and
-/// stopping at its first refusal: a bucket's state is its theoretical arrival time
+/// GCRA, exactly as `governor`, for a batch of checks, each over its buckets in order
+/// and stopping at its first refusal: a bucket's state is its theoretical arrival time
 /// `tat`; a request at `now` is refused when `now < tat - tau`, else `tat` becomes
 /// `max(tat, now) + t`. The batch reads every key with one MGET, decides in order on
 /// the values in hand (a later check sees what an earlier one took), and writes each
-/// changed key once at the end, with the expiry of its last change: inside Redis each
-/// `redis.call` costs far more than the arithmetic, so this is what makes it cheap.
-/// ARGV[1]: the number of checks; then per check: now in microseconds ('' for the
-/// server's clock, one clock for every instance), its number of keys n, and n pairs
-/// `t`, `tau` in microseconds. KEYS: every check's keys, in order.
-/// Returns one string of integers separated by spaces (a single bulk reply is parsed far
-/// faster than an array of integer replies), per check: the number of buckets checked,
-/// then per bucket checked: admitted (1/0), remaining, µs until full, µs to wait.
+/// changed key once at the end, with the expiry of its last change.
+///
+/// KEYS: the batch's distinct buckets. ARGV[1]: their number; then per key its `t` and
+/// `tau` in µs; then the number of runs, and per run (consecutive checks of the same
+/// buckets at the same time): now in µs ('' for the server's clock, one clock for every
+/// instance), how many checks, how many buckets n, and the n bucket indices into KEYS.
+///
+/// Returns one string: the server's clock if read ('-' if not), then each key's `tat`
+/// before the batch ('-' for none). GCRA is deterministic, so the caller replays the
+/// batch on those values ([`replay`]) and gets every verdict the script reached without
+/// the script writing them: inside Redis, turning numbers into text, reading arguments
+/// and interning them as Lua strings is what costs, and this is a handful per batch
+/// instead of about twenty per check.
 const GCRA: &str = r"
+local k = tonumber(ARGV[1])
 local stored = redis.call('MGET', unpack(KEYS))
-local tats = {}
-for i, key in ipairs(KEYS) do
-  if tats[key] == nil then
-    tats[key] = tonumber(stored[i]) or false
+local tats, before, ts, taus, last = {}, {}, {}, {}, {}
+for i = 1, k do
+  local tat = tonumber(stored[i])
+  if tat and tat >= 0 and tat < 9007199254740992 then
+    tats[i] = math.floor(tat)
+    before[i] = string.format('%.0f', tats[i])
+  else
+    before[i] = '-'
   end
+  ts[i] = tonumber(ARGV[2 * i])
+  taus[i] = tonumber(ARGV[2 * i + 1])
 end
-local ttls = {}
-local changed = {}
+local a = 2 * k + 2
 local clock
-local out = {}
-local a = 2
-local k = 1
-for _ = 1, tonumber(ARGV[1]) do
-  local now = tonumber(ARGV[a])
+for _ = 1, tonumber(ARGV[a]) do
+  local now = tonumber(ARGV[a + 1])
   if not now then
     if not clock then
       local time = redis.call('TIME')
@@ -63,45 +71,30 @@ for _ = 1, tonumber(ARGV[1]) do
     end
     now = clock
   end
-  local n = tonumber(ARGV[a + 1])
-  a = a + 2
-  local count = #out + 1
-  out[count] = 0
-  local refused = false
-  for _ = 1, n do
-    if not refused then
-      local key = KEYS[k]
-      local t = tonumber(ARGV[a])
-      local tau = tonumber(ARGV[a + 1])
-      local tat = tats[key] or now
-      out[count] = out[count] + 1
-      if now < tat - tau then
-        refused = true
-        out[#out + 1] = 0
-        out[#out + 1] = 0
-        out[#out + 1] = tat - now
-        out[#out + 1] = tat - tau - now
-      else
-        local new = math.max(tat, now) + t
-        tats[key] = new
-        if not ttls[key] then
-          changed[#changed + 1] = key
-        end
-        ttls[key] = math.max(1, math.ceil((new - now) / 1000))
-        out[#out + 1] = 1
-        out[#out + 1] = math.floor(math.min(now + tau + t - new, tau + t) / t)
-        out[#out + 1] = new - now
-        out[#out + 1] = 0
+  local count = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
+  local run = {}
+  for j = 1, n do
+    run[j] = tonumber(ARGV[a + 3 + j])
+  end
+  a = a + 3 + n
+  for _ = 1, count do
+    for j = 1, n do
+      local i = run[j]
+      local tat = tats[i] or now
+      if now < tat - taus[i] then
+        break
       end
+      tats[i] = math.max(tat, now) + ts[i]
+      last[i] = now
     end
-    k = k + 1
-    a = a + 2
   end
 end
-for _, key in ipairs(changed) do
-  redis.call('SET', key, string.format('%.0f', tats[key]), 'PX', string.format('%.0f', ttls[key]))
+for i, now in pairs(last) do
+  local ttl = math.max(1, math.ceil((tats[i] - now) / 1000))
+  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', string.format('%.0f', ttl))
 end
-return table.concat(out, ' ')
+return (clock and string.format('%.0f', clock) or '-') .. ' ' .. table.concat(before, ' ')
 ";
 
 /// One request's check, waiting for the next script call.
@@ -241,7 +234,10 @@ impl RedisStore {
             .iter()
             .map(|&(bucket, subject)| {
                 let spec = specs.get(bucket);
-                (self.key(bucket, subject), spec.t.as_micros() as u64, spec.tau().as_micros() as u64)
+                // At least 1 µs: a quota scaled beyond a million a second still divides.
+                let t = (spec.t.as_micros() as u64).max(1);
+                let tau = (spec.tau().as_micros() as u64).max(t * u64::from(spec.burst.saturating_sub(1)));
+                (self.key(bucket, subject), t, tau)
             })
             .collect();
         let (answer, answered) = oneshot::channel();
@@ -287,117 +283,196 @@ async fn send_batches(link: Arc<Link>, script: Arc<Script>, mut queue: mpsc::Unb
     }
 }
 
+/// A batch as the script reads it: the distinct keys (with their `t` and `tau`) and,
+/// job after job, the index of each bucket's key.
+struct Encoded<'a> {
+    keys: Vec<(&'a str, u64, u64)>,
+    indices: Vec<usize>,
+}
+
+fn encode(jobs: &[Job]) -> Encoded<'_> {
+    let mut keys: Vec<(&str, u64, u64)> = Vec::new();
+    let mut seen: std::collections::HashMap<&str, usize, foldhash::fast::RandomState> = Default::default();
+    let mut indices = Vec::with_capacity(jobs.iter().map(|j| j.buckets.len()).sum());
+    for job in jobs {
+        for (key, t, tau) in &job.buckets {
+            let index = *seen.entry(key.as_str()).or_insert_with(|| {
+                keys.push((key.as_str(), *t, *tau));
+                keys.len() - 1
+            });
+            indices.push(index);
+        }
+    }
+    Encoded { keys, indices }
+}
+
+/// Consecutive jobs with the same time and the same bucket indices, as (first job,
+/// number of jobs, offset of the first job's indices).
+fn runs(jobs: &[Job], indices: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut offset = 0;
+    for (i, job) in jobs.iter().enumerate() {
+        let these = &indices[offset..offset + job.buckets.len()];
+        match runs.last_mut() {
+            Some((first, count, at))
+                if jobs[*first].now_us == job.now_us && &indices[*at..*at + jobs[*first].buckets.len()] == these =>
+            {
+                *count += 1
+            }
+            _ => runs.push((i, 1, offset)),
+        }
+        offset += job.buckets.len();
+    }
+    runs
+}
+
 /// One script call for `jobs`: their verdicts in order, or `None` when Redis failed.
 async fn run_batch(link: &Arc<Link>, script: &Script, jobs: &[Job]) -> Option<Vec<Verdicts>> {
     let Some(mut conn) = link.conn.lock().clone() else {
         link.reconnect_soon();
         return None;
     };
+    let encoded = encode(jobs);
     let mut invocation = script.prepare_invoke();
-    invocation.arg(jobs.len());
-    for job in jobs {
-        invocation.arg(job.now_us.map(|n| n.to_string()).unwrap_or_default()).arg(job.buckets.len());
-        for (key, t, tau) in &job.buckets {
-            invocation.key(key).arg(t).arg(tau);
+    invocation.arg(encoded.keys.len());
+    for &(key, t, tau) in &encoded.keys {
+        invocation.key(key).arg(t).arg(tau);
+    }
+    let runs = runs(jobs, &encoded.indices);
+    invocation.arg(runs.len());
+    for &(first, count, at) in &runs {
+        let job = &jobs[first];
+        invocation.arg(job.now_us.map(|n| n.to_string()).unwrap_or_default()).arg(count).arg(job.buckets.len());
+        for &index in &encoded.indices[at..at + job.buckets.len()] {
+            invocation.arg(index + 1);
         }
     }
     let answer: RedisResult<Vec<u8>> = match tokio::time::timeout(RESPONSE_TIMEOUT * 2, invocation.invoke_async(&mut conn)).await {
         Ok(answer) => answer,
         Err(_) => Err((redis::ErrorKind::IoError, "timed out").into()),
     };
-    let values = match answer.map(|reply| integers(&reply)) {
-        Ok(Some(values)) => values,
-        Ok(None) => {
-            link.mark_down(&"the script's answer is not a list of integers");
-            return None;
-        }
+    let reply = match answer {
+        Ok(reply) => reply,
         Err(err) => {
             link.mark_down(&err);
             return None;
         }
     };
-    match split(&values, jobs) {
+    match words(&reply).and_then(|values| replay(jobs, &encoded, &values)) {
         Some(verdicts) => {
             link.mark_up();
             Some(verdicts)
         }
         None => {
-            link.mark_down(&format!("unexpected script answer of {} values for {} checks", values.len(), jobs.len()));
+            link.mark_down(&format!("unexpected script answer for {} checks over {} keys", jobs.len(), encoded.keys.len()));
             None
         }
     }
 }
 
-/// The integers of the script's answer (Lua writes whole numbers below 10^14 without an
-/// exponent, and the script's are microseconds of at most a bucket's window); `None`
-/// when a word is not one.
-fn integers(reply: &[u8]) -> Option<Vec<i64>> {
+/// The words of the script's answer: integers (Lua's `%.0f` of whole numbers below
+/// 2^53), or `None` for '-'; `None` overall when a word is neither.
+fn words(reply: &[u8]) -> Option<Vec<Option<i64>>> {
     let text = std::str::from_utf8(reply).ok()?;
-    text.split_ascii_whitespace().map(|word| word.parse().ok()).collect()
+    text.split_ascii_whitespace()
+        .map(|word| if word == "-" { Some(None) } else { word.parse().ok().map(Some) })
+        .collect()
 }
 
-/// The script's flat answer cut into each job's verdicts; `None` unless it has the
-/// shape the script promises (every check answered, with 1 to n buckets).
-fn split(values: &[i64], jobs: &[Job]) -> Option<Vec<Verdicts>> {
+/// Every job's verdicts, from the clock the script read and each key's `tat` before the
+/// batch (`values`), by the script's own steps in the script's order; `None` unless
+/// `values` has the shape the script promises.
+fn replay(jobs: &[Job], encoded: &Encoded<'_>, values: &[Option<i64>]) -> Option<Vec<Verdicts>> {
+    let (&clock, before) = values.split_first()?;
+    if before.len() != encoded.keys.len() {
+        return None;
+    }
+    let mut tats = before.to_vec();
     let mut out = Vec::with_capacity(jobs.len());
-    let mut rest = values;
+    let mut offset = 0;
     for job in jobs {
-        let (&count, tail) = rest.split_first()?;
-        let count = usize::try_from(count).ok().filter(|&c| c >= 1 && c <= job.buckets.len().min(MAX_ITEMS))?;
-        let (these, tail) = (tail.get(..count * 4)?, tail.get(count * 4..)?);
-        out.push(verdicts(these));
-        rest = tail;
+        let now = match job.now_us {
+            Some(now) => i64::try_from(now).ok()?,
+            None => clock?,
+        };
+        let mut verdicts = Verdicts::default();
+        for &index in &encoded.indices[offset..offset + job.buckets.len()] {
+            let (_, t, tau) = encoded.keys[index];
+            let (t, tau) = (i64::try_from(t).ok()?, i64::try_from(tau).ok()?);
+            let tat = tats[index].unwrap_or(now);
+            if now < tat - tau {
+                verdicts.push(Verdict::Refused { wait: micros(tat - tau - now), reset: micros(tat - now) });
+                break;
+            }
+            let new = tat.max(now) + t;
+            tats[index] = Some(new);
+            let remaining = (now + tau + t - new).min(tau + t) / t;
+            verdicts.push(Verdict::Admitted { remaining: u32::try_from(remaining).unwrap_or(u32::MAX), reset: micros(new - now) });
+        }
+        offset += job.buckets.len();
+        out.push(verdicts);
     }
-    rest.is_empty().then_some(out)
+    Some(out)
 }
 
-fn verdicts(values: &[i64]) -> Verdicts {
-    let micros = |v: i64| Duration::from_micros(v.max(0) as u64);
-    let mut out = Verdicts::default();
-    for chunk in values.chunks_exact(4) {
-        out.push(if chunk[0] == 1 {
-            Verdict::Admitted { remaining: chunk[1].max(0) as u32, reset: micros(chunk[2]) }
-        } else {
-            Verdict::Refused { wait: micros(chunk[3]), reset: micros(chunk[2]) }
-        });
-    }
-    out
+fn micros(value: i64) -> Duration {
+    Duration::from_micros(value.max(0) as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn job(buckets: usize) -> Job {
+    fn job(now_us: Option<u64>, buckets: &[(&str, u64, u64)]) -> Job {
         let (answer, _) = oneshot::channel();
-        Job { now_us: None, buckets: (0..buckets).map(|i| (format!("k{i}"), 1, 1)).collect(), answer }
+        Job { now_us, buckets: buckets.iter().map(|&(k, t, tau)| (k.to_owned(), t, tau)).collect(), answer }
     }
 
     #[test]
-    fn the_answer_is_read_as_integers_or_refused() {
-        assert_eq!(integers(b"3 1 5 10 0 -2"), Some(vec![3, 1, 5, 10, 0, -2]));
-        assert_eq!(integers(b""), Some(vec![]));
-        assert_eq!(integers(b"1 1e+15"), None, "an exponent");
-        assert_eq!(integers(b"1 2.5"), None, "a fraction");
-        assert_eq!(integers(b"1 x"), None);
-        assert_eq!(integers(&[0xff, b'1']), None, "not text");
+    fn the_answer_is_read_as_integers_and_dashes_or_refused() {
+        assert_eq!(words(b"3 - 10 -2"), Some(vec![Some(3), None, Some(10), Some(-2)]));
+        assert_eq!(words(b""), Some(vec![]));
+        assert_eq!(words(b"1 1e+15"), None, "an exponent");
+        assert_eq!(words(b"1 2.5"), None, "a fraction");
+        assert_eq!(words(b"1 x"), None);
+        assert_eq!(words(b"1 --"), None);
+        assert_eq!(words(&[0xff, b'1']), None, "not text");
     }
 
     #[test]
-    fn a_batch_answer_is_cut_per_check_and_refused_when_malformed() {
-        let jobs = [job(3), job(2)];
-        // The first check passed all three buckets; the second was refused by its first.
-        let values = [3, 1, 5, 10, 0, 1, 4, 20, 0, 1, 3, 30, 0, 1, 0, 0, 70, 40];
-        let verdicts = split(&values, &jobs).expect("well formed");
-        assert_eq!(verdicts.len(), 2);
-        assert_eq!(verdicts[0].iter().count(), 3);
+    fn keys_are_sent_once_and_identical_checks_as_one_run() {
+        let (a, b) = (("a", 10, 20), ("b", 5, 0));
+        let jobs = [job(None, &[a, b]), job(None, &[a, b]), job(Some(7), &[a, b]), job(Some(7), &[b]), job(Some(7), &[b])];
+        let encoded = encode(&jobs);
+        assert_eq!(encoded.keys, [a, b]);
+        assert_eq!(encoded.indices, [0, 1, 0, 1, 0, 1, 1, 1]);
+        assert_eq!(runs(&jobs, &encoded.indices), [(0, 2, 0), (2, 1, 4), (3, 2, 6)]);
+    }
+
+    #[test]
+    fn a_batch_is_replayed_as_the_script_decides_it() {
+        // Key a: t 10, tau 20 (burst 3), empty; key b: t 100, tau 0 (burst 1), last
+        // taken so that it admits again at 1000.
+        let (a, b) = (("a", 10, 20), ("b", 100, 0));
+        let jobs = [job(None, &[a]), job(None, &[a]), job(None, &[a]), job(None, &[a, b]), job(Some(1000), &[b, a])];
+        let encoded = encode(&jobs);
+        let verdicts = replay(&jobs, &encoded, &[Some(990), None, Some(1000)]).expect("well formed");
+        let admitted = |remaining, reset| Verdict::Admitted { remaining, reset: Duration::from_micros(reset) };
+        let refused = |wait, reset| Verdict::Refused { wait: Duration::from_micros(wait), reset: Duration::from_micros(reset) };
+        let got: Vec<Vec<Verdict>> = verdicts.iter().map(|v| v.iter().collect()).collect();
         assert_eq!(
-            verdicts[1].iter().collect::<Vec<_>>(),
-            [Verdict::Refused { wait: Duration::from_micros(40), reset: Duration::from_micros(70) }]
+            got,
+            [
+                vec![admitted(2, 10)],
+                vec![admitted(1, 20)],
+                vec![admitted(0, 30)],
+                // a's tat is 1020 > 990 + 20: refused before b is looked at.
+                vec![refused(10, 30)],
+                vec![admitted(0, 100), admitted(0, 30)],
+            ]
         );
-        assert!(split(&values[..values.len() - 1], &jobs).is_none(), "a short answer");
-        assert!(split(&[values.as_slice(), &[0]].concat(), &jobs).is_none(), "a long answer");
-        assert!(split(&[0], &jobs[..1]).is_none(), "a check with no bucket");
-        assert!(split(&[4, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0], &jobs[..1]).is_none(), "more buckets than keys");
+        assert!(replay(&jobs, &encoded, &[Some(990), None]).is_none(), "a key's value missing");
+        assert!(replay(&jobs, &encoded, &[None, None, Some(1000)]).is_none(), "no clock for checks that need it");
+        assert!(replay(&jobs[4..], &encode(&jobs[4..]), &[None, Some(1000), None]).is_some(), "no clock needed");
     }
 }
