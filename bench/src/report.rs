@@ -7,6 +7,9 @@ use crate::bulk::BulkFigures;
 use crate::load::{LoadShape, Outcome};
 use crate::webhooks::WebhookFigures;
 
+/// The id of the bare poem baseline's outcomes.
+pub const BASELINE_ID: &str = "baseline";
+
 /// One measured scenario, with its ratio to the baseline and its target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -28,6 +31,9 @@ pub struct Row {
     pub error_samples: Vec<String>,
     /// Requests per second as a share of the baseline's (1.0 for the baseline).
     pub ratio: f64,
+    /// The baseline's requests per second this row is compared with: the nearest
+    /// baseline row above it, measured in turn with it.
+    pub baseline_per_sec: f64,
     /// The smallest acceptable `ratio`, when the scenario has a target.
     pub target: Option<f64>,
     /// Whether `ratio` meets `target`.
@@ -71,16 +77,26 @@ fn row(baseline: f64, label: &'static str, target: Option<f64>, outcome: Outcome
         errors: outcome.errors,
         error_samples: outcome.error_samples,
         ratio,
+        baseline_per_sec: baseline,
         target,
         pass: target.map(|t| ratio >= t),
     }
 }
 
 impl Report {
-    /// Builds the report; the first outcome is the baseline the others are compared with.
+    /// Builds the report: each outcome is compared with the nearest baseline (id
+    /// `baseline`) before it, the one measured in turn with it.
     pub fn new(shape: LoadShape, measured: Vec<(&'static str, Option<f64>, Outcome)>) -> Report {
-        let baseline = measured.first().map(|(_, _, o)| o.requests_per_sec()).unwrap_or(0.0);
-        let scenarios = measured.into_iter().map(|(label, target, outcome)| row(baseline, label, target, outcome)).collect();
+        let mut baseline = 0.0;
+        let scenarios = measured
+            .into_iter()
+            .map(|(label, target, outcome)| {
+                if outcome.name == BASELINE_ID {
+                    baseline = outcome.requests_per_sec();
+                }
+                row(baseline, label, target, outcome)
+            })
+            .collect();
         Report {
             connections: shape.connections,
             warmup_secs: shape.warmup.as_secs_f64(),
@@ -95,7 +111,7 @@ impl Report {
 
     /// Adds the write floods of the webhook scenarios (without, then with the outbox).
     pub fn add_writes(&mut self, writes: Vec<Outcome>, labels: [&'static str; 2]) {
-        let baseline = self.scenarios.first().map_or(0.0, |row| row.requests_per_sec);
+        let baseline = self.scenarios.iter().rev().find(|row| row.id == BASELINE_ID).map_or(0.0, |row| row.requests_per_sec);
         for (outcome, label) in writes.into_iter().zip(labels) {
             self.scenarios.push(row(baseline, label, None, outcome));
         }
@@ -173,7 +189,10 @@ impl Report {
                 result
             ));
         }
-        out.push_str("\nTargets: token endpoint ≥ 30% of the baseline's req/s; /me ≥ 60%; detail GET ≥ 50%.\n");
+        out.push_str(
+            "\nTargets: token endpoint ≥ 30% of the baseline's req/s; /me ≥ 60%; detail GET ≥ 50%. \
+             Each row is compared with the baseline row above it, measured in turn with it.\n",
+        );
         if let Some(cost) = self.deep_page_cost() {
             let verdict = if cost <= crate::crm::DEEP_PAGE_BUDGET { "PASS" } else { "FAIL" };
             out.push_str(&format!(
@@ -262,6 +281,8 @@ mod tests {
                 ("base", None, outcome("baseline", 1000, 0)),
                 ("token", Some(0.30), outcome("token", 250, 0)),
                 ("me", Some(0.60), outcome("me", 700, 1)),
+                ("base", None, outcome("baseline", 2000, 0)),
+                ("me", Some(0.60), outcome("me", 1100, 0)),
             ],
         );
         let rows = &report.scenarios;
@@ -269,6 +290,10 @@ mod tests {
         assert_eq!(rows[0].pass, None);
         assert_eq!(rows[1].pass, Some(false));
         assert_eq!(rows[2].pass, Some(true));
+        // Compared with the baseline measured with it (1000 req/s), not the first.
+        assert_eq!(rows[4].baseline_per_sec, 1000.0);
+        assert_eq!(rows[4].ratio, 0.55);
+        assert_eq!(rows[4].pass, Some(false));
         assert!(report.had_errors());
         assert!(report.table().contains("ERRORS"));
     }
