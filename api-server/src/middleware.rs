@@ -157,7 +157,11 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let ip = limits.client_ip(&req);
         let (method_ref, path_ref) = (&method, path.as_str());
         let inner = || async move {
-            match self.inner.call(req).await {
+            // Boxed where it is made: every wrapper below (the task-local scopes, the
+            // span, the limiter) would otherwise hold the whole request's future (6 KB
+            // here) by value, and holding it in a future passed to another doubles it
+            // (the work future below measured 26.7 KB, copied on every request; 3 KB now).
+            match Box::pin(self.inner.call(req)).await {
                 Ok(output) => output.into_response(),
                 Err(err) => envelope_for(err, method_ref.as_str(), path_ref),
             }
