@@ -152,42 +152,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut plan = scenarios(&breadbox, &jwt)?;
     plan.push(crm_detail(&breadbox, &seeded)?);
     for (label, target, scenario) in plan {
-        let sides = [(BASELINE_LABEL, base.clone()), (label, scenario)];
-        let [base_outcome, outcome] = load::best_of_alternating(|side| {
-            let (label, scenario) = &sides[side];
-            if !args.json {
-                eprintln!("measuring {label} …");
-            }
-            load::measure(&client, scenario.clone(), shape)
-        });
+        let [base_outcome, outcome] = measure_in_turn(&client, args, shape, &[(BASELINE_LABEL, base.clone()), (label, scenario)]);
         measured.push((BASELINE_LABEL, None, base_outcome));
         measured.push((label, target, outcome));
     }
     // Page 1 and the deep page are compared with each other, so they too are measured in turn.
     let pages = crm_pages(&breadbox, &seeded)?;
-    let outcomes = load::best_of_alternating(|side| {
-        let (label, scenario) = &pages[side];
-        if !args.json {
-            eprintln!("measuring {label} …");
-        }
-        load::measure(&client, scenario.clone(), shape)
-    });
+    let outcomes = measure_in_turn(&client, args, shape, &pages);
     for ((label, _), outcome) in pages.into_iter().zip(outcomes) {
         measured.push((label, None, outcome));
     }
     for (pair, server) in &limited_servers {
-        let own_key = HeaderValue::from_str(&server.api_key).context("the API key is not a valid header value")?;
-        let main_key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
-        let on = Scenario::get(pair.on.0, server.server.addr, ME_PATH).header(HeaderName::from_static("x-api-key"), own_key);
-        let off = Scenario::get(pair.off.0, breadbox.server.addr, ME_PATH).header(HeaderName::from_static("x-api-key"), main_key);
-        let sides = [(pair.off.1, off), (pair.on.1, on)];
-        let [off, on] = load::best_of_alternating(|side| {
-            let (label, scenario) = &sides[side];
-            if !args.json {
-                eprintln!("measuring {label} …");
-            }
-            load::measure(&client, scenario.clone(), shape)
-        });
+        let sides = [(pair.off.1, with_key(&breadbox, pair.off.0, ME_PATH)?), (pair.on.1, with_key(server, pair.on.0, ME_PATH)?)];
+        let [off, on] = measure_in_turn(&client, args, shape, &sides);
         measured.push((pair.off.1, None, off));
         measured.push((pair.on.1, None, on));
     }
@@ -254,6 +231,18 @@ pub const LIMITED_IN_REDIS: LimiterPair = LimiterPair {
     on: ("limits_redis", "GET /api/v1/me (X-API-Key), limits in Redis"),
 };
 
+/// Measures two scenarios in turn (`load::best_of_alternating`), announcing each run.
+fn measure_in_turn(client: &Runtime, args: &BenchArgs, shape: LoadShape, sides: &[(&str, Scenario); 2]) -> [load::Outcome; 2] {
+    load::best_of_alternating(|side| {
+        let (label, scenario) = &sides[side];
+        if !args.json {
+            eprintln!("measuring {label} …");
+        }
+        load::measure(client, scenario.clone(), shape)
+    })
+}
+
+/// A GET of `path` on `breadbox` with its API key.
 fn with_key(breadbox: &Breadbox, id: &'static str, path: &str) -> anyhow::Result<Scenario> {
     let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
     Ok(Scenario::get(id, breadbox.server.addr, path).header(HeaderName::from_static("x-api-key"), key))
@@ -274,8 +263,7 @@ fn crm_pages(breadbox: &Breadbox, seeded: &crm::Seeded) -> anyhow::Result<[(&'st
 
 /// The deep page must be the table's last full page, or the comparison means nothing.
 async fn check_deep_page(breadbox: &Breadbox, seeded: &crm::Seeded) -> anyhow::Result<()> {
-    let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
-    let scenario = Scenario::get("check", breadbox.server.addr, &seeded.deep_page).header(HeaderName::from_static("x-api-key"), key);
+    let scenario = with_key(breadbox, "check", &seeded.deep_page)?;
     let mut sender = load::connect(scenario.addr).await.context("connecting to Breadbox")?;
     let (status, body) = load::exchange(&mut sender, &scenario).await.context("reading the deep page")?;
     let body: serde_json::Value = serde_json::from_slice(&body).context("the page is not JSON")?;
@@ -294,7 +282,6 @@ const BASELINE_LABEL: &str = "baseline GET / (paired with the next row)";
 fn scenarios(breadbox: &Breadbox, jwt: &str) -> anyhow::Result<Vec<(&'static str, Option<f64>, Scenario)>> {
     let addr = breadbox.server.addr;
     let bearer = HeaderValue::from_str(&format!("Bearer {jwt}")).context("the token is not a valid header value")?;
-    let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
     Ok(vec![
         ("POST /api/v1/auth/token", Some(TOKEN_TARGET), token_scenario(breadbox)?),
         (
@@ -302,11 +289,7 @@ fn scenarios(breadbox: &Breadbox, jwt: &str) -> anyhow::Result<Vec<(&'static str
             Some(ME_TARGET),
             Scenario::get("me_bearer", addr, ME_PATH).header(AUTHORIZATION, bearer),
         ),
-        (
-            "GET /api/v1/me (X-API-Key)",
-            Some(ME_TARGET),
-            Scenario::get("me_api_key", addr, ME_PATH).header(HeaderName::from_static("x-api-key"), key),
-        ),
+        ("GET /api/v1/me (X-API-Key)", Some(ME_TARGET), with_key(breadbox, "me_api_key", ME_PATH)?),
     ])
 }
 
