@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use poem::listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
-use poem::{get, handler, EndpointExt, Response, Route, Server};
+use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, Server};
 use tokio::sync::watch;
 
 use breadbox_auth::app::shutdown_signal;
@@ -18,6 +18,7 @@ use crate::config::ServeArgs;
 use crate::domain::Crm;
 use crate::middleware::{panic_response, Observe};
 use crate::webhooks::scheduler::sweeps;
+use crate::webhooks::target::Policy;
 use crate::webhooks::WebhookConfig;
 
 /// A bound, ready-to-run server.
@@ -65,7 +66,7 @@ impl Application {
         let expiry = crate::idempotency::spawn_expiry(self.service.db().writer().clone(), stop_rx.clone());
         let sweeps = sweeps(self.webhooks.sweep_every, self.webhooks.device_offline_after);
         let webhooks = crate::webhooks::spawn(self.crm.clone(), self.webhooks.clone(), sweeps, stop_rx);
-        let endpoint = routes(self.service.clone(), self.crm.clone(), audit).data(self.webhooks.targets());
+        let endpoint = routes(self.service.clone(), self.crm.clone(), audit, self.webhooks.targets());
         tracing::info!(port = self.port, issuer = self.service.issuer(), "breadbox listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, stop, Some(Duration::from_secs(10)))
@@ -88,25 +89,91 @@ impl Application {
     }
 }
 
-/// Every route of the all-in-one server; `audit` receives an entry per API call.
-pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl poem::Endpoint<Output = Response> {
+/// Every route of the all-in-one server; `audit` receives an entry per API call,
+/// `targets` says which webhook URLs may be registered.
+pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog, targets: Policy) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
     let templates = Arc::new(crate::api::route_templates(&spec));
     let docs = api.swagger_ui();
-    let route = Route::new().nest("/", api).at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
-    let route = crate::ops::attach(breadbox_auth::http::attach(route));
+    let rest = Route::new().at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
+    let rest = crate::ops::attach(breadbox_auth::http::attach(rest));
+    let route = Dispatch { api: api.into_endpoint(), rest };
     let observe = Observe::new(service.clone(), audit, templates);
     let idempotency = Idempotency::new(service.clone());
-    route
-        .data(service)
-        .data(crm)
+    AppData { inner: route, service, crm, targets }
         .with(CatchPanic::new().with_handler(panic_response))
         .with(idempotency)
         .with(observe)
 }
 
+/// Puts the state that handlers read with `Data<&…>` in every request's data, in one
+/// layer rather than one `.data(…)` per value (each layer moves the request into a
+/// future of its own).
+struct AppData<E> {
+    inner: E,
+    service: Arc<AuthService>,
+    crm: Arc<Crm>,
+    targets: Policy,
+}
+
+impl<E: Endpoint> Endpoint for AppData<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> poem::Result<E::Output> {
+        let data = req.extensions_mut();
+        data.insert(self.service.clone());
+        data.insert(self.crm.clone());
+        data.insert(self.targets.clone());
+        self.inner.call(req).await
+    }
+}
+
+/// Sends the API's requests straight to the OpenAPI service and the others (OAuth
+/// endpoints, the spec, the docs, operations) to a router: nested in one `Route`, each
+/// API request went through two routers, a path rewrite and two more boxed futures.
+struct Dispatch<A> {
+    api: A,
+    rest: Route,
+}
+
+/// Whether `path` belongs to the OpenAPI service (whose own router answers 404 and 405
+/// for paths and methods it does not have, as the outer one would).
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/v1/") && !path.starts_with("/api/v1/auth/") && path != SPEC_PATH
+}
+
+impl<A: Endpoint> Endpoint for Dispatch<A> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if is_api_path(req.uri().path()) {
+            self.api.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.rest.call(req).await
+        }
+    }
+}
+
 #[handler]
 fn spec_endpoint(poem::web::Data(spec): poem::web::Data<&Arc<str>>) -> Response {
     Response::builder().content_type("application/json").body(spec.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_skip_the_router() {
+        assert!(is_api_path("/api/v1/me"));
+        assert!(is_api_path("/api/v1/accounts/acc_1"));
+        assert!(is_api_path("/api/v1/no-such-thing"));
+        assert!(!is_api_path(SPEC_PATH));
+        assert!(!is_api_path(breadbox_auth::http::TOKEN_PATH));
+        assert!(!is_api_path(breadbox_auth::http::INTROSPECT_PATH));
+        assert!(!is_api_path("/api/v1"));
+        assert!(!is_api_path("/healthz"));
+        assert!(!is_api_path("/docs"));
+    }
 }
