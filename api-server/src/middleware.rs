@@ -23,13 +23,13 @@ use crate::request_id::{self, current_request_id, new_request_id};
 pub struct Observe {
     service: Arc<AuthService>,
     audit: AuditLog,
-    templates: Arc<HashMap<String, String>>,
+    templates: Arc<HashMap<String, Arc<str>>>,
 }
 
 impl Observe {
-    /// `templates`: the spec's route of each operation by method and poem's pattern
+    /// `templates`: the spec's route of each operation by poem's pattern
     /// (`crate::api::route_templates`).
-    pub fn new(service: Arc<AuthService>, audit: AuditLog, templates: Arc<HashMap<String, String>>) -> Observe {
+    pub fn new(service: Arc<AuthService>, audit: AuditLog, templates: Arc<HashMap<String, Arc<str>>>) -> Observe {
         Observe { service, audit, templates }
     }
 }
@@ -45,7 +45,7 @@ pub struct ObserveEndpoint<E> {
     inner: E,
     service: Arc<AuthService>,
     audit: AuditLog,
-    templates: Arc<HashMap<String, String>>,
+    templates: Arc<HashMap<String, Arc<str>>>,
 }
 
 /// A 429 from the per-IP buckets: the OAuth error shape on the OAuth endpoints, the
@@ -177,16 +177,16 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let status = response.status().as_u16();
         let route = route_label(&response, &path);
         let elapsed = started.elapsed();
+        tracing::debug!(request_id = %id, %method, %path, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
         if path.starts_with("/api/v1/") {
             let mut caller = caller;
-            if let Some(template) = caller.route.as_ref().and_then(|r| self.templates.get(&format!("{method} {r}"))) {
+            if let Some(template) = caller.route.as_deref().and_then(|r| self.templates.get(r)) {
                 caller.route = Some(template.clone());
             }
-            self.audit.record(audit_entry(caller, &id, arrived_ms, method.as_str(), &path, route, status, elapsed, ip));
+            self.audit.record(audit_entry(caller, id, arrived_ms, method.as_str(), &path, route, status, elapsed, ip));
         }
         let elapsed = elapsed.as_secs_f64();
         ROUTE_METRICS.record(route, status, elapsed);
-        tracing::debug!(request_id = %id, %method, %path, status, elapsed_ms = elapsed * 1000.0, "request");
         Ok(response)
     }
 }
@@ -198,7 +198,7 @@ const MAX_UNMATCHED_PATH: usize = 256;
 #[allow(clippy::too_many_arguments)]
 fn audit_entry(
     caller: Caller,
-    request_id: &str,
+    request_id: String,
     arrived_ms: i64,
     method: &str,
     path: &str,
@@ -213,15 +213,15 @@ fn audit_entry(
             while !path.is_char_boundary(end) {
                 end -= 1;
             }
-            path[..end].to_owned()
+            Arc::from(&path[..end])
         } else {
-            label.to_owned()
+            Arc::from(label)
         }
     });
     Entry {
         id: crate::audit::new_entry_id(arrived_ms),
         created_at: arrived_ms,
-        request_id: request_id.to_owned(),
+        request_id,
         org_id: caller.org_id,
         env: caller.env,
         credential_id: caller.credential_id,

@@ -68,7 +68,7 @@ impl From<Entry> for AuditEntry {
             request_id: e.request_id,
             credential_id: e.credential_id.unwrap_or_default(),
             method: e.method,
-            route: e.route,
+            route: e.route.to_string(),
             status: e.status,
             latency_ms: e.latency_us as f64 / 1000.0,
             client_ip: e.client_ip,

@@ -126,7 +126,7 @@ pub fn spec_of(service: &OpenApiService<Apis, ()>) -> String {
 
 /// The route templates of the spec (`/api/v1/deals/{id}`) by method and poem's route
 /// pattern of the same operation (`GET /api/v1/deals/:param0`), for the audit log.
-pub fn route_templates(spec: &str) -> std::collections::HashMap<String, String> {
+pub fn route_templates(spec: &str) -> std::collections::HashMap<String, std::sync::Arc<str>> {
     let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
     let mut templates = std::collections::HashMap::new();
     for (path, item) in parsed["paths"].as_object().into_iter().flatten() {
@@ -145,8 +145,8 @@ pub fn route_templates(spec: &str) -> std::collections::HashMap<String, String> 
                 _ => {}
             }
         }
-        for method in item.as_object().into_iter().flatten().map(|(m, _)| m.to_uppercase()) {
-            templates.insert(format!("{method} {pattern}"), path.clone());
+        if item.as_object().is_some_and(|methods| !methods.is_empty()) {
+            templates.insert(pattern, std::sync::Arc::from(path.as_str()));
         }
     }
     templates

@@ -41,7 +41,7 @@ impl From<AuditRecord> for Entry {
             env: r.env.as_deref().and_then(|e| e.parse().ok()),
             credential_id: r.credential_id,
             method: r.method,
-            route: r.route,
+            route: r.route.into(),
             status: u16::try_from(r.status).unwrap_or(0),
             latency_us: r.latency_us,
             client_ip: r.client_ip,
@@ -63,7 +63,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx
                 .bind(e.env.map(Environment::as_str))
                 .bind(e.credential_id.as_deref())
                 .bind(e.method.as_str())
-                .bind(e.route.as_str())
+                .bind(&*e.route)
                 .bind(i64::from(e.status))
                 .bind(e.latency_us)
                 .bind(e.client_ip.as_deref());
