@@ -229,6 +229,11 @@ impl ScopeSet {
         Scope::ALL.into_iter().filter(move |s| self.contains(*s))
     }
 
+    /// The set as a number (one bit per scope), e.g. to key a cache by.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
     pub fn to_vec(self) -> Vec<String> {
         self.iter().map(|s| s.as_str().to_owned()).collect()
     }
