@@ -143,10 +143,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         limited_servers.push((pair, servers.block_on(servers::start_breadbox(dir, &limits))?));
     }
 
-    // Each targeted scenario is measured in turn with the baseline (baseline, scenario,
-    // baseline, scenario; each side's better run counts) and compared with that
-    // baseline: on these machines bare poem's figure drifts by a third within a run,
-    // and a baseline measured once, minutes before, would count that drift.
+    // Each targeted scenario is measured in turn with the baseline, in interleaved
+    // half-second slices, and compared with that baseline: on these machines bare
+    // poem's figure drifts by a third within seconds, and a baseline measured once,
+    // minutes (or even seconds) before, would count that drift.
     let base = Scenario::get(report::BASELINE_ID, baseline.addr, "/");
     let mut measured = Vec::new();
     let mut plan = scenarios(&breadbox, &jwt)?;
@@ -231,15 +231,12 @@ pub const LIMITED_IN_REDIS: LimiterPair = LimiterPair {
     on: ("limits_redis", "GET /api/v1/me (X-API-Key), limits in Redis"),
 };
 
-/// Measures two scenarios in turn (`load::best_of_alternating`), announcing each run.
+/// Measures two scenarios in turn, in interleaved slices (`load::interleaved`).
 fn measure_in_turn(client: &Runtime, args: &BenchArgs, shape: LoadShape, sides: &[(&str, Scenario); 2]) -> [load::Outcome; 2] {
-    load::best_of_alternating(|side| {
-        let (label, scenario) = &sides[side];
-        if !args.json {
-            eprintln!("measuring {label} …");
-        }
-        load::measure(client, scenario.clone(), shape)
-    })
+    if !args.json {
+        eprintln!("measuring {} and {}, interleaved …", sides[0].0, sides[1].0);
+    }
+    load::interleaved(|side, slice| load::measure(client, sides[side].1.clone(), slice), shape)
 }
 
 /// A GET of `path` on `breadbox` with its API key.

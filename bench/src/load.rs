@@ -179,20 +179,62 @@ pub fn measure(runtime: &Runtime, scenario: Scenario, shape: LoadShape) -> Outco
     }
 }
 
-/// Runs `measure` for side 0 and side 1 in turn, twice (0, 1, 0, 1), and keeps each
-/// side's better run: two figures taken minutes apart would also measure the machine's
-/// drift in between, and a table that grows during the runs favours neither side.
-pub fn best_of_alternating(mut measure: impl FnMut(usize) -> Outcome) -> [Outcome; 2] {
-    let mut best: [Option<Outcome>; 2] = [None, None];
-    for _ in 0..2 {
-        for (side, slot) in best.iter_mut().enumerate() {
-            let outcome = measure(side);
-            if slot.as_ref().is_none_or(|b| b.requests_per_sec() < outcome.requests_per_sec()) {
-                *slot = Some(outcome);
+impl Outcome {
+    /// Adds `other` (a later slice of the same scenario) to this one.
+    fn absorb(&mut self, other: Outcome) {
+        self.requests += other.requests;
+        self.duration += other.duration;
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+        self.absorb_errors(other);
+    }
+
+    /// Adds the errors of `other` (a warm-up, say) to this outcome's.
+    fn absorb_errors(&mut self, other: Outcome) {
+        self.errors += other.errors;
+        for message in other.error_samples {
+            if self.error_samples.len() < MAX_ERROR_SAMPLES && !self.error_samples.contains(&message) {
+                self.error_samples.push(message);
             }
         }
     }
-    best.map(|b| b.expect("each side measured twice"))
+}
+
+/// Target length of one slice of an interleaved measurement.
+const SLICE: Duration = Duration::from_millis(500);
+/// Unmeasured load at the start of each slice (its connections are new).
+const SLICE_WARMUP: Duration = Duration::from_millis(100);
+
+/// The order of an interleaved measurement's slices: the side of each, A B B A A B B A
+/// …, `per_side` slices of each side in all.
+pub fn slice_order(per_side: usize) -> Vec<usize> {
+    (0..per_side).flat_map(|pair| if pair % 2 == 0 { [0, 1] } else { [1, 0] }).collect()
+}
+
+/// Measures side 0 and side 1 (`measure(side, shape)`) in short slices taken in turn,
+/// after one warm-up of each (only its errors count), and adds each side's slices up. These machines'
+/// speed moves by a fifth or more within seconds: two runs of a few seconds, one after
+/// the other, measured that drift as much as the difference between the sides. In
+/// slices of half a second, ordered A B B A so that a steady drift weighs equally on
+/// both sides, the drift falls out of the ratio; a table that grows while it is
+/// measured favours neither side either.
+pub fn interleaved(mut measure: impl FnMut(usize, LoadShape) -> Outcome, shape: LoadShape) -> [Outcome; 2] {
+    let warm_ups = [0, 1].map(|side| measure(side, LoadShape { warmup: shape.warmup, duration: Duration::ZERO, ..shape }));
+    let per_side = (shape.duration.as_secs_f64() / SLICE.as_secs_f64()).round().max(2.0) as usize;
+    let slice = LoadShape { warmup: SLICE_WARMUP.min(shape.warmup), duration: shape.duration / per_side as u32, ..shape };
+    let mut sums: [Option<Outcome>; 2] = [None, None];
+    for side in slice_order(per_side) {
+        let outcome = measure(side, slice);
+        match sums[side].as_mut() {
+            Some(sum) => sum.absorb(outcome),
+            None => sums[side] = Some(outcome),
+        }
+    }
+    let mut sums = sums.map(|sum| sum.expect("each side is measured at least twice"));
+    for (sum, warm_up) in sums.iter_mut().zip(warm_ups) {
+        sum.absorb_errors(warm_up);
+    }
+    sums
 }
 
 /// Loops until `end`; counts responses that complete in `start..=end`.
@@ -257,5 +299,49 @@ fn snippet(body: &[u8]) -> String {
     match text.char_indices().nth(200) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(requests: u64, duration: Duration, errors: u64) -> Outcome {
+        let mut latency_us = new_histogram();
+        latency_us.saturating_record(100 + requests);
+        Outcome { name: "test", requests, duration, latency_us, errors, error_samples: vec![format!("e{errors}")] }
+    }
+
+    #[test]
+    fn slices_alternate_so_that_drift_falls_on_both_sides() {
+        assert_eq!(slice_order(2), vec![0, 1, 1, 0]);
+        assert_eq!(slice_order(4), vec![0, 1, 1, 0, 0, 1, 1, 0]);
+        assert_eq!(slice_order(3).iter().filter(|&&s| s == 1).count(), 3);
+    }
+
+    #[test]
+    fn interleaving_adds_each_sides_slices_and_skips_the_warm_up() {
+        let shape = LoadShape { connections: 4, warmup: Duration::from_secs(1), duration: Duration::from_secs(2) };
+        let mut calls = Vec::new();
+        let [a, b] = interleaved(
+            |side, slice| {
+                calls.push((side, slice.warmup, slice.duration));
+                if slice.duration.is_zero() {
+                    return outcome(1_000_000, slice.duration, 7);
+                }
+                outcome(if side == 0 { 100 } else { 50 }, slice.duration, side as u64)
+            },
+            shape,
+        );
+        assert_eq!(calls.len(), 2 + 8, "two warm-ups, then four half-second slices a side");
+        assert_eq!(&calls[..2], &[(0, Duration::from_secs(1), Duration::ZERO), (1, Duration::from_secs(1), Duration::ZERO)]);
+        assert!(calls[2..].iter().all(|&(_, warmup, duration)| warmup == SLICE_WARMUP && duration == Duration::from_millis(500)));
+        assert_eq!(calls[2..].iter().map(|c| c.0).collect::<Vec<_>>(), slice_order(4));
+        // A warm-up's requests are not counted; its errors are.
+        assert_eq!((a.requests, a.duration, a.errors), (400, Duration::from_secs(2), 7));
+        assert_eq!((b.requests, b.duration, b.errors), (200, Duration::from_secs(2), 7 + 4));
+        assert!(b.error_samples.contains(&"e7".to_owned()) && b.error_samples.contains(&"e1".to_owned()));
+        assert_eq!(a.requests_per_sec(), 200.0);
+        assert_eq!(b.latency_us.len(), 4);
     }
 }

@@ -119,14 +119,17 @@ fn write_scenario(breadbox: &Breadbox, name: &'static str) -> anyhow::Result<Sce
 }
 
 /// The same `POST /api/v1/accounts` flood against `breadbox` (limits off) with the
-/// outbox off and on: off, on, off, on, since the table grows and the machine drifts
-/// while the floods run; each side's better run counts.
+/// outbox off and on, interleaved (`load::interleaved`), since the table grows and the
+/// machine drifts while the floods run.
 pub fn outbox_cost(client: &Runtime, breadbox: &Breadbox, backend: &'static str, shape: LoadShape) -> anyhow::Result<(OutboxFigures, [Outcome; 2])> {
     let sides = [write_scenario(breadbox, "write_no_outbox")?, write_scenario(breadbox, "write_outbox")?];
-    let [without, with] = load::best_of_alternating(|side| {
-        breadbox_api::repo::events::set_recording(side == 1);
-        load::measure(client, sides[side].clone(), shape)
-    });
+    let [without, with] = load::interleaved(
+        |side, slice| {
+            breadbox_api::repo::events::set_recording(side == 1);
+            load::measure(client, sides[side].clone(), slice)
+        },
+        shape,
+    );
     breadbox_api::repo::events::set_recording(true);
     let (off, on) = (without.requests_per_sec(), with.requests_per_sec());
     let cost = if off > 0.0 { 1.0 - on / off } else { 1.0 };
