@@ -123,7 +123,20 @@ pub fn new_id(prefix: &str) -> String {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(input: &[u8]) -> String {
-    hex::encode(Sha256::digest(input))
+    to_hex(&Sha256::digest(input))
+}
+
+/// Lower-case hex of `bytes`, two table lookups a byte: the `hex` crate's encoder goes
+/// through an iterator of chars, about 1,800 instructions for a SHA-256 (in callgrind),
+/// and every authenticated request hashes its key, every detail answer its ETag.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0xf)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Why a presented key was refused before any database work.
@@ -271,6 +284,14 @@ pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_the_hex_crates() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(to_hex(&bytes), hex::encode(&bytes));
+        assert_eq!(to_hex(&[]), "");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     /// The fast encoder of up to 14 bytes agrees with the long division on every length.
     #[test]

@@ -186,8 +186,10 @@ pub enum Precondition {
 
 /// The entity tag of a record's version: opaque, changes with every update.
 pub fn etag(id: &str, version: i64) -> String {
-    let digest = breadbox_auth::secret::sha256_hex(format!("{id}:{version}").as_bytes());
-    digest[..20].to_owned()
+    use sha2::Digest;
+    // The first 20 hex digits of the SHA-256 of `id:version`: its first 10 bytes.
+    let digest = sha2::Sha256::digest(format!("{id}:{version}").as_bytes());
+    breadbox_auth::secret::to_hex(&digest[..10])
 }
 
 /// What every stored record carries for optimistic concurrency.
@@ -262,6 +264,14 @@ fn unique_to_invalid(err: sqlx::Error, field: &str, issue: impl Into<String>) ->
 #[cfg(test)]
 mod tests {
     use super::accounts::Lifecycle;
+    use super::etag;
+
+    #[test]
+    fn an_etag_is_the_first_20_hex_digits_of_the_versions_sha256() {
+        let whole = breadbox_auth::secret::sha256_hex(b"acc_0BCmhGZjf5QsVv4tYUd:7");
+        assert_eq!(etag("acc_0BCmhGZjf5QsVv4tYUd", 7), whole[..20]);
+        assert_ne!(etag("acc_0BCmhGZjf5QsVv4tYUd", 8), etag("acc_0BCmhGZjf5QsVv4tYUd", 7));
+    }
     use super::contacts::Role;
     use super::deals::Stage;
 
