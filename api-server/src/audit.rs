@@ -56,21 +56,19 @@ pub fn new_entry_id(now_ms: i64) -> String {
     static TAG: LazyLock<u32> = LazyLock::new(rand::random);
     static SEQUENCE: AtomicU32 = AtomicU32::new(0);
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    // Written digit by digit: `format!` with three hex fields was 1.6 % of the server's
-    // samples for `/me`. The same digits as `format!("aud_{now_ms:011x}{tag:08x}{sequence:08x}")`
-    // for every time before the year 2527 (11 hex digits of ms).
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = [0u8; 31];
-    id[..4].copy_from_slice(b"aud_");
-    let fields = [(u64::try_from(now_ms).unwrap_or(0), 11), (u64::from(*TAG), 8), (u64::from(sequence), 8)];
-    let mut at = 4;
-    for (value, width) in fields {
-        for i in 0..width {
-            id[at + i] = HEX[((value >> (4 * (width - 1 - i))) & 0xf) as usize];
-        }
-        at += width;
-    }
-    id.iter().map(|&b| char::from(b)).collect()
+    // Hex of the three fields' bytes: `format!` with three hex fields was 1.6 % of the
+    // server's samples for `/me`. The same digits as
+    // `format!("aud_{now_ms:011x}{tag:08x}{sequence:08x}")` for every time before the
+    // year 2527: the time keeps its low 11 hex digits of 16.
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&u64::try_from(now_ms).unwrap_or(0).to_be_bytes());
+    bytes[8..12].copy_from_slice(&TAG.to_be_bytes());
+    bytes[12..].copy_from_slice(&sequence.to_be_bytes());
+    let hex = breadbox_auth::secret::to_hex(&bytes);
+    let mut id = String::with_capacity(31);
+    id.push_str("aud_");
+    id.push_str(&hex[5..]);
+    id
 }
 
 /// What the request taught us about its caller.

@@ -264,6 +264,8 @@ fn unique_to_invalid(err: sqlx::Error, field: &str, issue: impl Into<String>) ->
 #[cfg(test)]
 mod tests {
     use super::accounts::Lifecycle;
+    use super::contacts::Role;
+    use super::deals::Stage;
     use super::etag;
 
     #[test]
@@ -272,8 +274,6 @@ mod tests {
         assert_eq!(etag("acc_0BCmhGZjf5QsVv4tYUd", 7), whole[..20]);
         assert_ne!(etag("acc_0BCmhGZjf5QsVv4tYUd", 8), etag("acc_0BCmhGZjf5QsVv4tYUd", 7));
     }
-    use super::contacts::Role;
-    use super::deals::Stage;
 
     #[test]
     fn named_enums_round_trip_their_names() {
