@@ -130,9 +130,7 @@ impl Tally {
 
     fn error(&mut self, message: String) {
         self.errors += 1;
-        if self.error_samples.len() < MAX_ERROR_SAMPLES && !self.error_samples.contains(&message) {
-            self.error_samples.push(message);
-        }
+        keep_samples(&mut self.error_samples, [message]);
     }
 
     fn merge(&mut self, other: Tally) {
@@ -140,10 +138,15 @@ impl Tally {
         self.errors += other.errors;
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
-        for message in other.error_samples {
-            if self.error_samples.len() < MAX_ERROR_SAMPLES && !self.error_samples.contains(&message) {
-                self.error_samples.push(message);
-            }
+        keep_samples(&mut self.error_samples, other.error_samples);
+    }
+}
+
+/// Adds the `messages` not yet in `samples`, up to `MAX_ERROR_SAMPLES` in all.
+fn keep_samples(samples: &mut Vec<String>, messages: impl IntoIterator<Item = String>) {
+    for message in messages {
+        if samples.len() < MAX_ERROR_SAMPLES && !samples.contains(&message) {
+            samples.push(message);
         }
     }
 }
@@ -192,11 +195,7 @@ impl Outcome {
     /// Adds the errors of `other` (a warm-up, say) to this outcome's.
     fn absorb_errors(&mut self, other: Outcome) {
         self.errors += other.errors;
-        for message in other.error_samples {
-            if self.error_samples.len() < MAX_ERROR_SAMPLES && !self.error_samples.contains(&message) {
-                self.error_samples.push(message);
-            }
-        }
+        keep_samples(&mut self.error_samples, other.error_samples);
     }
 }
 
@@ -212,9 +211,10 @@ pub fn slice_order(per_side: usize) -> Vec<usize> {
 }
 
 /// Measures side 0 and side 1 (`measure(side, shape)`) in short slices taken in turn,
-/// after one warm-up of each (only its errors count), and adds each side's slices up. These machines'
-/// speed moves by a fifth or more within seconds: two runs of a few seconds, one after
-/// the other, measured that drift as much as the difference between the sides. In
+/// after one warm-up of each (only its errors count), and adds each side's slices up.
+/// These machines' speed moves by a fifth or more within seconds: two runs of a few
+/// seconds, one after the other, measured that drift as much as the difference between
+/// the sides. In
 /// slices of half a second, ordered A B B A so that a steady drift weighs equally on
 /// both sides, the drift falls out of the ratio; a table that grows while it is
 /// measured favours neither side either.
