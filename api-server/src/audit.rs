@@ -1,7 +1,7 @@
 //! The audit log's write side. `Observe` records one `Entry` per call under `/api/v1`;
 //! entries go through a bounded channel to one writer task that wakes every
 //! `FLUSH_EVERY` (or when the channel is half full), takes everything queued and stores
-//! it with multi-row inserts of up to `BATCH` entries, so a request never waits for the
+//! it in transactions of up to `BATCH` entries, so a request never waits for the
 //! database, nor wakes the writer. When the channel is full an entry is dropped and
 //! counted (`breadbox_audit_dropped_total`) rather than slowing the request. At
 //! shutdown the writer drains the channel and flushes once more.
@@ -25,8 +25,9 @@ use crate::repo;
 /// a second at 80,000 requests a second fills an eighth of it; the channel allocates as
 /// it fills.
 const CAPACITY: usize = 65_536;
-/// Entries per multi-row insert (11 parameters each, far below both backends' limits).
-pub const BATCH: usize = 500;
+/// Entries per transaction (written with multi-row inserts of at most 100 rows, 11
+/// parameters each, far below both backends' limits).
+const BATCH: usize = 500;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// One recorded call.

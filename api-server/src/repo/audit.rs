@@ -49,9 +49,11 @@ impl From<AuditRecord> for Entry {
     }
 }
 
-/// Stores `entries` with one multi-row insert per `crate::audit::BATCH` entries.
+/// Stores `entries` in one transaction, with multi-row inserts of the few sizes of
+/// `repo::in_statements` (prepared once per connection).
 pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx::Result<()> {
-    for chunk in entries.chunks(crate::audit::BATCH) {
+    let mut tx = pool.begin().await?;
+    for chunk in super::in_statements(entries) {
         let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", super::values_rows(backend, chunk.len(), PER_ROW));
         let mut query = sqlx::query(&sql);
         for e in chunk {
@@ -68,9 +70,9 @@ pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx
                 .bind(e.latency_us)
                 .bind(e.client_ip.as_deref());
         }
-        query.execute(pool).await?;
+        query.execute(&mut *tx).await?;
     }
-    Ok(())
+    tx.commit().await
 }
 
 /// Up to `page.fetch()` entries of `tenant` before `page.after`, newest first.
