@@ -5,7 +5,6 @@
 //! and, on a refusal, `Retry-After`.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -39,7 +38,9 @@ pub(crate) fn number(n: u64) -> HeaderValue {
 }
 
 tokio::task_local! {
-    static CURRENT: RefCell<Context>;
+    /// Boxed: a task-local scope moves its value in and out on every poll of the
+    /// request's future, and a `Context` is 300 bytes.
+    static CURRENT: RefCell<Box<Context>>;
 }
 
 struct Context {
@@ -97,17 +98,12 @@ impl Decision {
 
 /// Runs `fut` as one request from `ip`, collecting its decision.
 pub(crate) async fn scope<F: std::future::Future>(ip: Option<IpAddr>, fut: F) -> F::Output {
-    CURRENT.scope(RefCell::new(Context { ip, decision: Decision::default() }), fut).await
+    CURRENT.scope(RefCell::new(Box::new(Context { ip, decision: Decision::default() })), fut).await
 }
 
 /// The client IP of the request being answered, when rate limiting is on.
 pub fn current_ip() -> Option<IpAddr> {
     CURRENT.try_with(|c| c.borrow().ip).ok().flatten()
-}
-
-/// The decision so far of the request being answered.
-pub fn current_decision() -> Option<Decision> {
-    CURRENT.try_with(|c| c.borrow().decision).ok()
 }
 
 pub(crate) fn record(bucket: Bucket, verdict: Verdict) {
@@ -122,8 +118,11 @@ pub(crate) fn record_policy(bucket: Bucket) {
 /// Writes the headers of the current request's decision (nothing outside a request
 /// or when no bucket applied).
 pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
-    let Some(decision) = current_decision() else { return };
-    let Some((bucket, verdict)) = decision.deciding() else { return };
+    let deciding = CURRENT.try_with(|c| {
+        let decision = &c.borrow().decision;
+        decision.deciding().map(|deciding| (deciding, decision.policies))
+    });
+    let Ok(Some(((bucket, verdict), policies))) = deciding else { return };
     let spec = specs.get(bucket);
     let (remaining, reset) = match verdict {
         Verdict::Admitted { remaining, reset } => (u64::from(remaining), ceil_secs(reset)),
@@ -136,13 +135,75 @@ pub(crate) fn write_headers(specs: &Specs, headers: &mut HeaderMap) {
     headers.insert(X_RATELIMIT_LIMIT, spec.limit_header.clone());
     headers.insert(X_RATELIMIT_REMAINING, number(remaining));
     headers.insert(X_RATELIMIT_RESET, number(reset));
-    headers.insert(RATELIMIT_POLICY, specs.policy_header(decision.policies));
-    let mut field = [0u8; FIELD_LEN];
-    let mut rest = &mut field[..];
-    if write!(rest, "\"{}\";r={remaining};t={reset}", bucket.name()).is_ok() {
-        let len = FIELD_LEN - rest.len();
-        if let Ok(value) = HeaderValue::from_bytes(&field[..len]) {
-            headers.insert(RATELIMIT, value);
+    headers.insert(RATELIMIT_POLICY, specs.policy_header(policies));
+    if let Ok(value) = HeaderValue::from_bytes(&ratelimit_field(bucket.name(), remaining, reset)) {
+        headers.insert(RATELIMIT, value);
+    }
+}
+
+/// The `RateLimit` field, `"name";r=remaining;t=reset`, written digit by digit (through
+/// `fmt`, a tenth of the limiter's instructions per request).
+fn ratelimit_field(name: &str, remaining: u64, reset: u64) -> FieldBuf {
+    let mut field = FieldBuf::new();
+    field.push(b"\"");
+    field.push(name.as_bytes());
+    field.push(b"\";r=");
+    field.push_number(remaining);
+    field.push(b";t=");
+    field.push_number(reset);
+    field
+}
+
+/// Room for one `RateLimit` field; bytes past `FIELD_LEN` are dropped (the longest
+/// bucket name and two 20-digit numbers take 62).
+struct FieldBuf {
+    bytes: [u8; FIELD_LEN],
+    len: usize,
+}
+
+impl FieldBuf {
+    fn new() -> Self {
+        FieldBuf { bytes: [0; FIELD_LEN], len: 0 }
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        let n = part.len().min(FIELD_LEN - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&part[..n]);
+        self.len += n;
+    }
+
+    fn push_number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[start..]);
+    }
+}
+
+impl std::ops::Deref for FieldBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ratelimit_field_is_written_as_fmt_would() {
+        for (name, remaining, reset) in [("list", 42, 17), ("failed-auth", 0, 1), ("org", u64::MAX, u64::MAX), ("ip", 10, 0)] {
+            let field = ratelimit_field(name, remaining, reset);
+            assert_eq!(std::str::from_utf8(&field), Ok(format!("\"{name}\";r={remaining};t={reset}").as_str()));
         }
     }
 }

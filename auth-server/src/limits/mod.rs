@@ -16,6 +16,7 @@ mod redis_store;
 mod spec;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use poem::Request;
@@ -199,6 +200,10 @@ pub struct Limits {
     plans: Cache<String, (Plan, Instant)>,
     /// IPs whose failed-authentication bucket refused, until when.
     blocked: Cache<IpAddr, Instant>,
+    /// When the latest block in `blocked` ends, in ms after `started` (0: none ever):
+    /// once past, no IP is blocked, and requests skip the lookup.
+    blocked_until_ms: AtomicU64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Limits {
@@ -226,6 +231,8 @@ impl Limits {
             db,
             plans: Cache::new(PLAN_CACHE_CAPACITY),
             blocked: Cache::new(BLOCKED_CAPACITY),
+            blocked_until_ms: AtomicU64::new(0),
+            started: Instant::now(),
         })
     }
 
@@ -301,6 +308,9 @@ impl Limits {
         let Some(ip) = ip else { return Ok(()) };
         let verdict = self.local.check(&self.specs, Bucket::Ip, Subject::Ip(ip));
         self.record(Bucket::Ip, verdict)?;
+        if !self.any_blocked() {
+            return Ok(());
+        }
         if let Some(until) = self.blocked.get(&ip) {
             let now = Instant::now();
             if until > now {
@@ -313,6 +323,12 @@ impl Limits {
         Ok(())
     }
 
+    /// Whether some IP may still be blocked (a block recorded here has not ended yet).
+    fn any_blocked(&self) -> bool {
+        let until_ms = self.blocked_until_ms.load(Ordering::Relaxed);
+        until_ms != 0 && self.started.elapsed().as_millis() < u128::from(until_ms)
+    }
+
     /// Counts a failed authentication from the current request's IP. Refused when the
     /// IP has failed too often: the IP is then blocked until its bucket admits again.
     pub async fn note_auth_failure(&self) -> Result<(), Refusal> {
@@ -323,7 +339,11 @@ impl Limits {
         let verdicts = self.check(&[(Bucket::FailedAuth, Subject::Ip(ip))]).await;
         let verdict = verdicts.iter().next().expect("one verdict");
         if let Verdict::Refused { wait, .. } = verdict {
-            self.blocked.insert(ip, Instant::now() + wait);
+            let until = Instant::now() + wait;
+            self.blocked.insert(ip, until);
+            // Rounded up, so that a block is never taken for over while it lasts.
+            let until_ms = until.duration_since(self.started).as_millis().saturating_add(1);
+            self.blocked_until_ms.fetch_max(u64::try_from(until_ms).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
         self.record(Bucket::FailedAuth, verdict)
     }
