@@ -1,4 +1,4 @@
-//! One scenario alone, for profiling (`perf record -p` while it runs): `solo base|me|detail SECONDS`.
+//! One scenario alone, for profiling (`perf record -p` while it runs): `solo base|token|me|detail SECONDS`.
 use std::time::Duration;
 
 use breadbox_bench::load::{self, LoadShape, Scenario};
@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     let scenario = match which.as_str() {
         "base" => Scenario::get("base", baseline.addr, "/"),
         "me" => Scenario::get("me", bb.server.addr, "/api/v1/me").header(x_api_key, key),
+        "token" => breadbox_bench::token_scenario(&bb)?,
         _ => {
             let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, 2000))?;
             Scenario::get("detail", bb.server.addr, &seeded.detail).header(x_api_key, key)

@@ -291,7 +291,7 @@ fn scenarios(breadbox: &Breadbox, jwt: &str) -> anyhow::Result<Vec<(&'static str
 }
 
 /// Client credentials with `client_secret_basic`; the header is computed once.
-fn token_scenario(breadbox: &Breadbox) -> anyhow::Result<Scenario> {
+pub fn token_scenario(breadbox: &Breadbox) -> anyhow::Result<Scenario> {
     // RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined.
     const FORM_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
     let pair = format!(
