@@ -26,10 +26,11 @@ fn main() -> anyhow::Result<()> {
         "base" => Scenario::get("base", baseline.addr, "/"),
         "me" => Scenario::get("me", bb.server.addr, "/api/v1/me").header(x_api_key, key),
         "token" => breadbox_bench::token_scenario(&bb)?,
-        _ => {
+        "detail" => {
             let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, 2000))?;
             Scenario::get("detail", bb.server.addr, &seeded.detail).header(x_api_key, key)
         }
+        other => anyhow::bail!("unknown scenario `{other}`: base, token, me or detail"),
     };
     eprintln!("flooding {which} for {secs} s (pid {})", std::process::id());
     let shape = LoadShape { connections: 32, warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(secs) };
