@@ -184,13 +184,12 @@ impl AuthService {
 static TOKENS_ISSUED: std::sync::LazyLock<metrics::Counter> =
     std::sync::LazyLock::new(|| metrics::counter!("breadbox_tokens_issued_total"));
 
-/// 128 random bits from the thread's CSPRNG (ChaCha, seeded from the OS), base62:
-/// unique and unguessable without a system call per token.
+/// 22 random base62 digits (over 128 bits) from the thread's CSPRNG: unique and
+/// unguessable without a system call per token.
 fn new_jti() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::thread_rng();
-    (0..22).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    let mut jti = String::with_capacity(22);
+    crate::secret::push_random_base62(&mut jti, 22);
+    jti
 }
 
 async fn burn_argon2(secret: ClientSecret) {

@@ -121,6 +121,31 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", base62(buf, base62_width(buf.len())))
 }
 
+/// Appends `len` random base62 digits from the thread's CSPRNG (ChaCha, seeded from the
+/// OS): one `u64` drawn per ten digits (`fraction_digits`) instead of a bounded draw per
+/// digit, which request ids and token ids spent a few hundred instructions on.
+pub fn push_random_base62(out: &mut String, len: usize) {
+    let mut rng = rand::thread_rng();
+    fraction_digits(out, std::iter::repeat_with(|| rng.next_u64()), len);
+}
+
+/// Appends `len` base62 digits, ten from each number of `draws`: each digit is the top
+/// of the number's fraction times 62 (about 6 of its 64 bits each, 59.5 for ten).
+fn fraction_digits(out: &mut String, draws: impl Iterator<Item = u64>, len: usize) {
+    let mut left = len;
+    for mut fraction in draws {
+        if left == 0 {
+            break;
+        }
+        for _ in 0..left.min(10) {
+            let product = u128::from(fraction) * 62;
+            out.push(char::from(BASE62[(product >> 64) as usize]));
+            fraction = product as u64;
+        }
+        left -= left.min(10);
+    }
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(input: &[u8]) -> String {
     to_hex(&Sha256::digest(input))
@@ -284,6 +309,28 @@ pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_the_fraction_in_base_62() {
+        let digits = |draws: [u64; 2]| {
+            let mut id = String::from("req_");
+            fraction_digits(&mut id, draws.into_iter(), 20);
+            id
+        };
+        assert_eq!(digits([0, 0]), format!("req_{}", "0".repeat(20)));
+        // One half is 31/62 of the way: 'V' is digit 31, and nothing is left after it.
+        assert_eq!(digits([1 << 63, 0]), format!("req_V{}", "0".repeat(19)));
+        assert_eq!(digits([0, 1 << 63]), format!("req_{}V{}", "0".repeat(10), "0".repeat(9)));
+        assert!(digits([u64::MAX, u64::MAX]).starts_with("req_zzzzzzzz"));
+        // A length that is not a multiple of ten takes the first digits of the last draw.
+        let mut short = String::new();
+        fraction_digits(&mut short, [0, 1 << 63, 0].into_iter(), 12);
+        assert_eq!(short, format!("{}V0", "0".repeat(10)));
+        let mut random = String::new();
+        push_random_base62(&mut random, 22);
+        assert_eq!(random.len(), 22);
+        assert!(random.bytes().all(|b| b.is_ascii_alphanumeric()), "{random}");
+    }
 
     #[test]
     fn hex_is_the_hex_crates() {
