@@ -3,38 +3,31 @@ use std::time::Duration;
 
 use breadbox_bench::load::{self, LoadShape, Scenario};
 use breadbox_bench::{crm, servers};
-use poem::http::{HeaderName, HeaderValue};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn rt(name: &str) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(name).enable_all().build().expect("runtime")
-}
-
 fn main() -> anyhow::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_else(|| "me".into());
     let secs: f64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10.0);
-    let server_rt = rt("bench-server");
-    let client_rt = rt("bench-client");
+    let server_rt = breadbox_bench::runtime("bench-server", 2)?;
+    let client_rt = breadbox_bench::runtime("bench-client", 2)?;
     let dir = tempfile::tempdir()?;
     let baseline = server_rt.block_on(servers::start_baseline())?;
     let bb = server_rt.block_on(servers::start_breadbox(dir.path().join("x"), &servers::Limits::Off))?;
-    let key = HeaderValue::from_str(&bb.api_key)?;
-    let x_api_key = HeaderName::from_static("x-api-key");
     let scenario = match which.as_str() {
         "base" => Scenario::get("base", baseline.addr, "/"),
-        "me" => Scenario::get("me", bb.server.addr, "/api/v1/me").header(x_api_key, key),
+        "me" => breadbox_bench::with_key(&bb, "me", breadbox_bench::ME_PATH)?,
         "token" => breadbox_bench::token_scenario(&bb)?,
         "detail" => {
             let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, 2000))?;
-            Scenario::get("detail", bb.server.addr, &seeded.detail).header(x_api_key, key)
+            breadbox_bench::with_key(&bb, "detail", &seeded.detail)?
         }
         other => anyhow::bail!("unknown scenario `{other}`: base, token, me or detail"),
     };
     eprintln!("flooding {which} for {secs} s (pid {})", std::process::id());
     let shape = LoadShape { connections: 32, warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(secs) };
     let outcome = load::measure(&client_rt, scenario, shape);
-    println!("{which}: {:.0} req/s", outcome.requests as f64 / outcome.duration.as_secs_f64());
+    println!("{which}: {:.0} req/s", outcome.requests_per_sec());
     Ok(())
 }

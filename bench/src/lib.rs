@@ -30,7 +30,8 @@ use load::{LoadShape, Scenario};
 use report::Report;
 use servers::{Breadbox, Limits};
 
-const ME_PATH: &str = "/api/v1/me";
+/// The request of the `/me` scenarios.
+pub const ME_PATH: &str = "/api/v1/me";
 const FORM: &str = "application/x-www-form-urlencoded";
 const TOKEN_BODY: &str = "grant_type=client_credentials";
 /// Share of the baseline's requests per second the token endpoint must reach.
@@ -101,7 +102,9 @@ fn parse_period(raw: &str) -> Result<Duration, String> {
     }
 }
 
-fn runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
+/// A multi-threaded runtime of `threads` workers named `name` (the servers', the load
+/// generator's).
+pub fn runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .thread_name(name)
@@ -240,7 +243,7 @@ fn measure_in_turn(client: &Runtime, args: &BenchArgs, shape: LoadShape, sides: 
 }
 
 /// A GET of `path` on `breadbox` with its API key.
-fn with_key(breadbox: &Breadbox, id: &'static str, path: &str) -> anyhow::Result<Scenario> {
+pub fn with_key(breadbox: &Breadbox, id: &'static str, path: &str) -> anyhow::Result<Scenario> {
     let key = HeaderValue::from_str(&breadbox.api_key).context("the API key is not a valid header value")?;
     Ok(Scenario::get(id, breadbox.server.addr, path).header(HeaderName::from_static("x-api-key"), key))
 }

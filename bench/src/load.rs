@@ -214,10 +214,9 @@ pub fn slice_order(per_side: usize) -> Vec<usize> {
 /// after one warm-up of each (only its errors count), and adds each side's slices up.
 /// These machines' speed moves by a fifth or more within seconds: two runs of a few
 /// seconds, one after the other, measured that drift as much as the difference between
-/// the sides. In
-/// slices of half a second, ordered A B B A so that a steady drift weighs equally on
-/// both sides, the drift falls out of the ratio; a table that grows while it is
-/// measured favours neither side either.
+/// the sides. In slices of half a second, ordered A B B A so that a steady drift weighs
+/// equally on both sides, the drift falls out of the ratio; a table that grows while it
+/// is measured favours neither side either.
 pub fn interleaved(mut measure: impl FnMut(usize, LoadShape) -> Outcome, shape: LoadShape) -> [Outcome; 2] {
     let warm_ups = [0, 1].map(|side| measure(side, LoadShape { warmup: shape.warmup, duration: Duration::ZERO, ..shape }));
     let per_side = (shape.duration.as_secs_f64() / SLICE.as_secs_f64()).round().max(2.0) as usize;
