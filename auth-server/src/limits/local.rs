@@ -58,11 +58,16 @@ impl<C: Clock + Clone> Local<C> {
     pub fn check(&self, specs: &Specs, bucket: Bucket, subject: Subject<'_>) -> Verdict {
         let index = bucket.index();
         let spec = specs.by_index(index);
-        let outcome = match subject {
+        let take = || match subject {
             Subject::Ip(ip) if index < IP_BUCKETS => self.by_ip[index].check_key(&ip),
             Subject::Id(id) if index >= IP_BUCKETS => self.by_id[index - IP_BUCKETS].check_key(id),
             _ => unreachable!("bucket {bucket:?} is not counted by {subject:?}"),
         };
+        // A refusal is decided once more on a fresh reading of the clock: `governor`
+        // reads it before taking the cell, and a thread held off the CPU in between
+        // (while others took cells at later times) was refused for the time it lost.
+        // A refusal changes no state, so the second decision is the bucket's own.
+        let outcome = take().or_else(|_| take());
         match outcome {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
