@@ -50,7 +50,8 @@ impl From<AuditRecord> for Entry {
 }
 
 /// Stores `entries` in one transaction, with multi-row inserts of the few sizes of
-/// `repo::in_statements` (prepared once per connection).
+/// `repo::in_statements` (prepared once per connection). A call without a credential
+/// has an empty organization and environment (key columns of SQLite's clustered table).
 pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     for chunk in super::in_statements(entries) {
@@ -61,8 +62,8 @@ pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx
                 .bind(e.id.as_str())
                 .bind(e.created_at)
                 .bind(e.request_id.as_str())
-                .bind(e.org_id.as_deref())
-                .bind(e.env.map(Environment::as_str))
+                .bind(e.org_id.as_deref().unwrap_or(""))
+                .bind(e.env.map_or("", Environment::as_str))
                 .bind(e.credential_id.as_deref())
                 .bind(e.method.as_str())
                 .bind(&*e.route)
