@@ -1,5 +1,6 @@
 //! Breadbox resource API (poem-openapi), the all-in-one server and the admin CLI.
 
+pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod audit;

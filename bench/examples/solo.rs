@@ -4,8 +4,9 @@ use std::time::Duration;
 use breadbox_bench::load::{self, LoadShape, Scenario};
 use breadbox_bench::{crm, servers};
 
+/// mimalloc, for what each allocation asks (`breadbox_api::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: breadbox_api::alloc::Allocator = breadbox_api::alloc::Allocator;
 
 fn main() -> anyhow::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_else(|| "me".into());
