@@ -61,7 +61,7 @@ impl Application {
     {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.service.spawn_background(stop_rx.clone());
-        let (audit, audit_writer) = crate::audit::channel(self.service.db().writer().clone(), self.service.db().backend());
+        let (audit, audit_writer) = crate::audit::channel(self.service.db());
         let audit_writer = audit_writer.spawn(stop_rx.clone());
         let expiry = crate::idempotency::spawn_expiry(self.service.db().writer().clone(), stop_rx.clone());
         let sweeps = sweeps(self.webhooks.sweep_every, self.webhooks.device_offline_after);

@@ -2,7 +2,9 @@
 //! entries go through a bounded channel to one writer task that wakes every
 //! `FLUSH_EVERY` (or when the channel is half full), takes everything queued and stores
 //! it in transactions of up to `BATCH` entries, so a request never waits for the
-//! database, nor wakes the writer. When the channel is full an entry is dropped and
+//! database, nor wakes the writer. On SQLite on a file the writer is a thread of its
+//! own with its own connection (`repo::audit::SqliteWriter`); on PostgreSQL a task
+//! writing through the pool. When the channel is full an entry is dropped and
 //! counted (`breadbox_audit_dropped_total`) rather than slowing the request. At
 //! shutdown the writer drains the channel and flushes once more.
 //!
@@ -10,13 +12,15 @@
 //! extractor notes them in a task-local `Caller` that `Observe` reads afterwards.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, watch, Notify};
 
-use breadbox_auth::db::Backend;
+use breadbox_auth::db::{Backend, Db};
 use breadbox_auth::{Environment, Principal};
 
 use crate::repo;
@@ -117,7 +121,23 @@ pub fn note_route(pattern: &Arc<str>) {
 pub struct AuditLog {
     tx: mpsc::Sender<Entry>,
     /// Wakes the writer before its tick when the channel is half full.
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
+}
+
+/// How the writer is woken early: a task waits on `notify`, a thread parks.
+#[derive(Default)]
+struct Wake {
+    notify: Notify,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl Wake {
+    fn wake(&self) {
+        self.notify.notify_one();
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
 }
 
 impl AuditLog {
@@ -127,7 +147,7 @@ impl AuditLog {
             metrics::counter!("breadbox_audit_dropped_total").increment(1);
         }
         if self.tx.capacity() < CAPACITY / 2 {
-            self.wake.notify_one();
+            self.wake.wake();
         }
     }
 }
@@ -135,22 +155,86 @@ impl AuditLog {
 /// The receiving side, run by `spawn`.
 pub struct AuditWriter {
     rx: mpsc::Receiver<Entry>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's file: written by a thread of the writer's own.
+    sqlite_path: Option<PathBuf>,
 }
 
-/// A new log and its writer on `pool`, a database of `backend`.
-pub fn channel(pool: AnyPool, backend: Backend) -> (AuditLog, AuditWriter) {
+/// A new log and its writer on `db`.
+pub fn channel(db: &Db) -> (AuditLog, AuditWriter) {
     let (tx, rx) = mpsc::channel(CAPACITY);
-    let wake = Arc::new(Notify::new());
-    (AuditLog { tx, wake: wake.clone() }, AuditWriter { rx, wake, pool, backend })
+    let wake = Arc::new(Wake::default());
+    let writer = AuditWriter {
+        rx,
+        wake: wake.clone(),
+        pool: db.writer().clone(),
+        backend: db.backend(),
+        sqlite_path: db.sqlite_path().map(PathBuf::from),
+    };
+    (AuditLog { tx, wake }, writer)
 }
 
 impl AuditWriter {
     /// Writes until `shutdown` turns true (or every sender is gone), then drains what is
     /// queued and writes it before returning.
-    pub fn spawn(mut self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        match self.sqlite_path.clone() {
+            Some(path) => self.spawn_thread(path, shutdown),
+            None => self.spawn_task(shutdown),
+        }
+    }
+
+    /// The SQLite writer: a blocking thread that parks between flushes.
+    fn spawn_thread(mut self, path: PathBuf, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stopper, wake) = (stop.clone(), self.wake.clone());
+        tokio::spawn(async move {
+            let _ = shutdown.wait_for(|stopped| *stopped).await;
+            stopper.store(true, Ordering::Release);
+            wake.wake();
+        });
+        tokio::task::spawn_blocking(move || {
+            let _ = self.wake.thread.set(std::thread::current());
+            let mut writer = None;
+            let mut buffer = Vec::with_capacity(BATCH);
+            loop {
+                let stopping = stop.load(Ordering::Acquire);
+                let senders_gone = self.drain_into(&mut buffer, |batch| write_direct(&mut writer, &path, batch));
+                if stopping || senders_gone {
+                    break;
+                }
+                std::thread::park_timeout(FLUSH_EVERY);
+            }
+        })
+    }
+
+    /// Takes everything queued, calling `flush` on every `BATCH` entries and on the
+    /// rest; whether every sender is gone.
+    fn drain_into(&mut self, buffer: &mut Vec<Entry>, mut flush: impl FnMut(&[Entry])) -> bool {
+        let senders_gone = loop {
+            match self.rx.try_recv() {
+                Ok(entry) => {
+                    buffer.push(entry);
+                    if buffer.len() >= BATCH {
+                        flush(buffer);
+                        buffer.clear();
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break false,
+                Err(mpsc::error::TryRecvError::Disconnected) => break true,
+            }
+        };
+        if !buffer.is_empty() {
+            flush(buffer);
+            buffer.clear();
+        }
+        senders_gone
+    }
+
+    /// The PostgreSQL writer (and SQLite in memory): a task writing through the pool.
+    fn spawn_task(mut self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut buffer = Vec::with_capacity(BATCH);
             let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -160,7 +244,7 @@ impl AuditWriter {
                 // this task for every request or few.
                 let stopping = tokio::select! {
                     _ = tick.tick() => false,
-                    _ = self.wake.notified() => false,
+                    _ = self.wake.notify.notified() => false,
                     changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
                 };
                 let senders_gone = self.drain(&mut buffer).await;
@@ -198,6 +282,26 @@ impl AuditWriter {
             metrics::counter!("breadbox_audit_dropped_total").increment(buffer.len() as u64);
         }
         buffer.clear();
+    }
+}
+
+/// Stores `batch` through the writer thread's connection, opened on first use (and
+/// again after a failure); a batch that cannot be stored is dropped and counted.
+fn write_direct(writer: &mut Option<repo::audit::SqliteWriter>, path: &std::path::Path, batch: &[Entry]) {
+    if writer.is_none() {
+        match repo::audit::SqliteWriter::open(path) {
+            Ok(opened) => *writer = Some(opened),
+            Err(err) => tracing::warn!(error = %err, "could not open the database for the audit log"),
+        }
+    }
+    let outcome = match writer.as_mut() {
+        Some(open) => open.insert(batch),
+        None => Err(rusqlite::Error::InvalidPath(path.to_path_buf())),
+    };
+    if let Err(err) = outcome {
+        tracing::warn!(error = %err, entries = batch.len(), "could not write audit entries");
+        metrics::counter!("breadbox_audit_dropped_total").increment(batch.len() as u64);
+        *writer = None;
     }
 }
 

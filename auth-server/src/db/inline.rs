@@ -142,6 +142,10 @@ impl InlineReads {
         InlineReads::with_busy_max(path, BUSY_MAX)
     }
 
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     fn with_busy_max(path: PathBuf, busy_max: usize) -> InlineReads {
         InlineReads { path, idle: Mutex::new(Vec::new()), busy: AtomicUsize::new(0), busy_max }
     }

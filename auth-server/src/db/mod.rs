@@ -198,6 +198,11 @@ impl Db {
         self.backend
     }
 
+    /// The database file, when this is SQLite on a file.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        self.inline.as_deref().map(InlineReads::path)
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
