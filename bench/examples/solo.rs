@@ -1,4 +1,5 @@
-//! One scenario alone, for profiling (`perf record -p` while it runs): `solo base|token|me|detail SECONDS`.
+//! One scenario alone, for profiling (`perf record -p` while it runs):
+//! `solo base|token|me|me-limited|me-redis|detail SECONDS`.
 use std::time::Duration;
 
 use breadbox_bench::load::{self, LoadShape, Scenario};
@@ -15,16 +16,23 @@ fn main() -> anyhow::Result<()> {
     let client_rt = breadbox_bench::runtime("bench-client", 2)?;
     let dir = tempfile::tempdir()?;
     let baseline = server_rt.block_on(servers::start_baseline())?;
-    let bb = server_rt.block_on(servers::start_breadbox(dir.path().join("x"), &servers::Limits::Off))?;
+    // `me-limited` and `me-redis`: `/me` with every bucket checked, in process or in
+    // Redis (`REDIS_URL`, default the local one), as the benchmark's limiter scenarios.
+    let limits = match which.as_str() {
+        "me-limited" => servers::Limits::InProcess,
+        "me-redis" => servers::Limits::Redis(std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())),
+        _ => servers::Limits::Off,
+    };
+    let bb = server_rt.block_on(servers::start_breadbox(dir.path().join("x"), &limits))?;
     let scenario = match which.as_str() {
         "base" => Scenario::get("base", baseline.addr, "/"),
-        "me" => breadbox_bench::with_key(&bb, "me", breadbox_bench::ME_PATH)?,
+        "me" | "me-limited" | "me-redis" => breadbox_bench::with_key(&bb, "me", breadbox_bench::ME_PATH)?,
         "token" => breadbox_bench::token_scenario(&bb)?,
         "detail" => {
             let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, 2000))?;
             breadbox_bench::with_key(&bb, "detail", &seeded.detail)?
         }
-        other => anyhow::bail!("unknown scenario `{other}`: base, token, me or detail"),
+        other => anyhow::bail!("unknown scenario `{other}`: base, token, me, me-limited, me-redis or detail"),
     };
     eprintln!("flooding {which} for {secs} s (pid {})", std::process::id());
     let shape = LoadShape { connections: 32, warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(secs) };

@@ -273,9 +273,24 @@ impl Link {
 /// batches grow with load. (With 4 calls pipelined on the connection batches held 4–6
 /// checks; one at a time they hold about 15, and the limiter's cost in back-to-back
 /// quick benchmark runs fell from 47–50 % to 39–41 %.) Ends when the store is dropped.
+///
+/// Before a call the task yields once, so that requests already running on this
+/// worker reach their checks and join the batch: a round trip is short (about 20 µs
+/// of script in Redis), and without the yield session 12's batches held 2.7 checks on
+/// average, each paying a seventh of a script call's fixed cost in Redis's CPU. With
+/// nothing else to run the yield returns at once.
 async fn send_batches(link: Arc<Link>, script: Arc<Script>, mut queue: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        if jobs.len() < MAX_BATCH {
+            tokio::task::yield_now().await;
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut answers = run_batch(&link, &script, &jobs).await.into_iter().flatten();
         for job in jobs.drain(..) {
             let _ = job.answer.send(answers.next());
