@@ -179,3 +179,61 @@ pub async fn list(pool: &AnyPool, tenant: &Tenant, filter: &AuditFilter, page: &
     .fetch_all(pool)
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use breadbox_auth::db::Db;
+
+    use super::*;
+
+    fn entry(n: usize, org: Option<&str>) -> Entry {
+        Entry {
+            id: format!("aud_{n:027}"),
+            created_at: 1_795_000_000_000 + n as i64,
+            request_id: format!("req_{n}"),
+            org_id: org.map(str::to_owned),
+            env: org.map(|_| Environment::Live),
+            credential_id: org.map(|_| "key_1".to_owned()),
+            method: "GET".to_owned(),
+            route: Arc::from("/api/v1/me"),
+            status: 200,
+            latency_us: n as i64,
+            client_ip: (n % 2 == 0).then(|| "127.0.0.1".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sqlite_writer_stores_every_entry_of_a_batch_as_the_pool_reads_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = Db::connect(None, dir.path(), 2).await.expect("a SQLite database");
+        db.migrate().await.expect("migrations");
+        let path = db.sqlite_path().expect("SQLite on a file").to_path_buf();
+        let mut writer = SqliteWriter::open(&path).expect("the writer's connection");
+
+        // 231 rows: statements of 100, 100, 25, 5 and 1 rows; one call without a credential.
+        let mut batch: Vec<Entry> = (0..230).map(|n| entry(n, Some("org_a"))).collect();
+        batch.push(entry(230, None));
+        writer.insert(&batch).expect("the batch is stored");
+        writer.insert(&[entry(231, Some("org_a"))]).expect("a second batch");
+
+        let tenant = Tenant { org_id: "org_a".to_owned(), env: Environment::Live };
+        let page = PageRequest { limit: 500, after: crate::domain::paging::Position::start(), updated_since: None };
+        let listed = list(db.pool(), &tenant, &AuditFilter::default(), &page).await.expect("the list");
+        assert_eq!(listed.len(), 231, "every entry of the tenant, none of the credential-less one");
+        assert_eq!(listed[0].id, entry(231, None).id, "newest first");
+        let oldest = listed.last().expect("entries");
+        assert_eq!((oldest.request_id.as_str(), oldest.latency_us), ("req_0", 0));
+        assert_eq!(oldest.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(listed[1].client_ip, None, "entry 229 has no client IP");
+
+        let anonymous: (String, String, Option<String>) =
+            sqlx::query_as("SELECT org_id, env, credential_id FROM audit_log WHERE request_id = 'req_230'")
+                .fetch_one(db.pool())
+                .await
+                .expect("the credential-less entry");
+        assert_eq!(anonymous, (String::new(), String::new(), None));
+        db.close().await;
+    }
+}
