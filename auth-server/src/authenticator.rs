@@ -137,17 +137,19 @@ impl AuthService {
 
     /// Resolves a static key; a key failing its prefix or checksum never reaches the database.
     pub async fn authenticate_key(&self, presented: &str) -> Result<Principal, AuthError> {
-        let key = ApiKeySecret::parse(presented).map_err(|_| invalid_key())?;
-        let hash = key.hash();
-        let cached = match self.key_cache.get(&hash) {
+        // Checked in place and cached by the digest's bytes: the key is not copied, nor
+        // its digest written in hex, unless the database is asked.
+        ApiKeySecret::check(presented).map_err(|_| invalid_key())?;
+        let digest = ApiKeySecret::digest(presented);
+        let cached = match self.key_cache.get(&digest) {
             Some(entry) if entry.loaded_at.elapsed() < KEY_CACHE_MAX_AGE => entry,
             stale => {
-                let entry = self.load_key(&hash).await?.ok_or_else(invalid_key)?;
+                let entry = self.load_key(&crate::secret::to_hex(&digest)).await?.ok_or_else(invalid_key)?;
                 if let Some(old) = stale {
                     entry.last_used.store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
                     entry.flushed.store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
-                self.key_cache.insert(hash, entry.clone());
+                self.key_cache.insert(digest, entry.clone());
                 entry
             }
         };

@@ -199,6 +199,13 @@ impl ApiKeySecret {
 
     /// Checks prefix, shape and checksum — offline, no database.
     pub fn parse(candidate: &str) -> Result<Self, KeyFormatError> {
+        let env = Self::check(candidate)?;
+        Ok(ApiKeySecret { value: candidate.to_owned(), env })
+    }
+
+    /// `parse` without keeping a copy of the key: its environment, or why it is not one
+    /// of ours.
+    pub fn check(candidate: &str) -> Result<Environment, KeyFormatError> {
         let env = if candidate.starts_with(LIVE_PREFIX) {
             Environment::Live
         } else if candidate.starts_with(TEST_PREFIX) {
@@ -215,7 +222,12 @@ impl ApiKeySecret {
         if !bool::from(checksum(body).as_bytes().ct_eq(sum.as_bytes())) {
             return Err(KeyFormatError::Checksum);
         }
-        Ok(ApiKeySecret { value: candidate.to_owned(), env })
+        Ok(env)
+    }
+
+    /// The SHA-256 of a presented key, as bytes: what `hash` writes in hex.
+    pub fn digest(presented: &str) -> [u8; 32] {
+        Sha256::digest(presented.as_bytes()).into()
     }
 
     /// Whether a bearer token looks like one of our keys rather than a JWT.
@@ -395,6 +407,8 @@ mod tests {
             let parsed = ApiKeySecret::parse(key.expose()).unwrap();
             assert_eq!(parsed.env(), env);
             assert_eq!(parsed.hash(), key.hash());
+            assert_eq!(ApiKeySecret::check(key.expose()), Ok(env));
+            assert_eq!(to_hex(&ApiKeySecret::digest(key.expose())), key.hash(), "the cache's digest is the stored hash");
         }
     }
 

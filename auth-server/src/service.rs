@@ -30,7 +30,8 @@ pub struct AuthService {
     pub(crate) audience: String,
     pub(crate) config: AuthConfig,
     pub(crate) keyring: Keyring,
-    pub(crate) key_cache: Cache<String, Arc<CachedKey>>,
+    /// By the SHA-256 of the key, as bytes.
+    pub(crate) key_cache: Cache<[u8; 32], Arc<CachedKey>>,
     pub(crate) token_cache: Cache<String, Arc<CachedToken>>,
     pub(crate) client_cache: Cache<String, Arc<VerifiedClient>>,
     /// Revoked token ids with their expiry (ms); pruned once expired.
