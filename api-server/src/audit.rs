@@ -201,7 +201,14 @@ impl AuditWriter {
             let mut buffer = Vec::with_capacity(BATCH);
             loop {
                 let stopping = stop.load(Ordering::Acquire);
-                let senders_gone = self.drain_into(&mut buffer, |batch| write_direct(&mut writer, &path, batch));
+                let senders_gone = loop {
+                    let queue = self.take_batch(&mut buffer);
+                    write_direct(&mut writer, &path, &buffer);
+                    buffer.clear();
+                    if queue != Queue::Full {
+                        break queue == Queue::Closed;
+                    }
+                };
                 if stopping || senders_gone {
                     break;
                 }
@@ -210,27 +217,16 @@ impl AuditWriter {
         })
     }
 
-    /// Takes everything queued, calling `flush` on every `BATCH` entries and on the
-    /// rest; whether every sender is gone.
-    fn drain_into(&mut self, buffer: &mut Vec<Entry>, mut flush: impl FnMut(&[Entry])) -> bool {
-        let senders_gone = loop {
+    /// Moves queued entries into `buffer` until it holds `BATCH` or the queue is empty.
+    fn take_batch(&mut self, buffer: &mut Vec<Entry>) -> Queue {
+        while buffer.len() < BATCH {
             match self.rx.try_recv() {
-                Ok(entry) => {
-                    buffer.push(entry);
-                    if buffer.len() >= BATCH {
-                        flush(buffer);
-                        buffer.clear();
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break false,
-                Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                Ok(entry) => buffer.push(entry),
+                Err(mpsc::error::TryRecvError::Empty) => return Queue::Empty,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Queue::Closed,
             }
-        };
-        if !buffer.is_empty() {
-            flush(buffer);
-            buffer.clear();
         }
-        senders_gone
+        Queue::Full
     }
 
     /// The PostgreSQL writer (and SQLite in memory): a task writing through the pool.
@@ -257,20 +253,13 @@ impl AuditWriter {
 
     /// Writes everything queued; true when every sender is gone.
     async fn drain(&mut self, buffer: &mut Vec<Entry>) -> bool {
-        let senders_gone = loop {
-            match self.rx.try_recv() {
-                Ok(entry) => {
-                    buffer.push(entry);
-                    if buffer.len() >= BATCH {
-                        self.flush(buffer).await;
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break false,
-                Err(mpsc::error::TryRecvError::Disconnected) => break true,
+        loop {
+            let queue = self.take_batch(buffer);
+            self.flush(buffer).await;
+            if queue != Queue::Full {
+                return queue == Queue::Closed;
             }
-        };
-        self.flush(buffer).await;
-        senders_gone
+        }
     }
 
     async fn flush(&self, buffer: &mut Vec<Entry>) {
@@ -285,20 +274,31 @@ impl AuditWriter {
     }
 }
 
+/// What `take_batch` left in the queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    /// The batch is full; more may be queued.
+    Full,
+    Empty,
+    /// Empty, and every sender is gone.
+    Closed,
+}
+
 /// Stores `batch` through the writer thread's connection, opened on first use (and
 /// again after a failure); a batch that cannot be stored is dropped and counted.
 fn write_direct(writer: &mut Option<repo::audit::SqliteWriter>, path: &std::path::Path, batch: &[Entry]) {
-    if writer.is_none() {
-        match repo::audit::SqliteWriter::open(path) {
-            Ok(opened) => *writer = Some(opened),
-            Err(err) => tracing::warn!(error = %err, "could not open the database for the audit log"),
-        }
+    if batch.is_empty() {
+        return;
     }
-    let outcome = match writer.as_mut() {
+    let written = match writer {
         Some(open) => open.insert(batch),
-        None => Err(rusqlite::Error::InvalidPath(path.to_path_buf())),
+        None => repo::audit::SqliteWriter::open(path).and_then(|mut opened| {
+            let written = opened.insert(batch);
+            *writer = Some(opened);
+            written
+        }),
     };
-    if let Err(err) = outcome {
+    if let Err(err) = written {
         tracing::warn!(error = %err, entries = batch.len(), "could not write audit entries");
         metrics::counter!("breadbox_audit_dropped_total").increment(batch.len() as u64);
         *writer = None;

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use breadbox_auth::db::Backend;
+use breadbox_auth::db::{Backend, Param};
 use breadbox_auth::Environment;
 
 use crate::audit::Entry;
@@ -49,27 +49,41 @@ impl From<AuditRecord> for Entry {
     }
 }
 
-/// Stores `entries` in one transaction, with multi-row inserts of the few sizes of
-/// `repo::in_statements` (prepared once per connection). A call without a credential
+/// The multi-row `INSERT` of `rows` entries.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", super::values_rows(backend, rows, PER_ROW))
+}
+
+/// The values of `e` in `COLUMNS` order, for both writers. A call without a credential
 /// has an empty organization and environment (key columns of SQLite's clustered table).
+fn row(e: &Entry) -> [Param<'_>; PER_ROW] {
+    [
+        Param::from(e.id.as_str()),
+        Param::from(e.created_at),
+        Param::from(e.request_id.as_str()),
+        Param::from(e.org_id.as_deref().unwrap_or("")),
+        Param::from(e.env.map_or("", Environment::as_str)),
+        Param::from(e.credential_id.as_deref()),
+        Param::from(e.method.as_str()),
+        Param::from(&*e.route),
+        Param::from(i64::from(e.status)),
+        Param::from(e.latency_us),
+        Param::from(e.client_ip.as_deref()),
+    ]
+}
+
+/// Stores `entries` in one transaction, with multi-row inserts of the few sizes of
+/// `repo::in_statements` (prepared once per connection).
 pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     for chunk in super::in_statements(entries) {
-        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", super::values_rows(backend, chunk.len(), PER_ROW));
+        let sql = insert_sql(backend, chunk.len());
         let mut query = sqlx::query(&sql);
-        for e in chunk {
-            query = query
-                .bind(e.id.as_str())
-                .bind(e.created_at)
-                .bind(e.request_id.as_str())
-                .bind(e.org_id.as_deref().unwrap_or(""))
-                .bind(e.env.map_or("", Environment::as_str))
-                .bind(e.credential_id.as_deref())
-                .bind(e.method.as_str())
-                .bind(&*e.route)
-                .bind(i64::from(e.status))
-                .bind(e.latency_us)
-                .bind(e.client_ip.as_deref());
+        for param in chunk.iter().flat_map(row) {
+            query = match param {
+                Param::Text(text) => query.bind(text),
+                Param::Int(n) => query.bind(n),
+            };
         }
         query.execute(&mut *tx).await?;
     }
@@ -90,7 +104,7 @@ pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx
 /// after 1 ms) rather than in the writer's queue.
 pub struct SqliteWriter {
     conn: rusqlite::Connection,
-    /// The `INSERT` text for each multi-row size of `in_statements`.
+    /// The `INSERT` text of each multi-row size of `in_statements` met so far.
     texts: Vec<(usize, String)>,
 }
 
@@ -108,35 +122,20 @@ impl SqliteWriter {
         Ok(SqliteWriter { conn, texts: Vec::new() })
     }
 
-    fn text(&mut self, rows: usize) -> String {
-        if let Some((_, sql)) = self.texts.iter().find(|(n, _)| *n == rows) {
-            return sql.clone();
-        }
-        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", super::values_rows(Backend::Sqlite, rows, PER_ROW));
-        self.texts.push((rows, sql.clone()));
-        sql
-    }
-
     /// Stores `entries` in one transaction, as `insert` does.
     pub fn insert(&mut self, entries: &[Entry]) -> rusqlite::Result<()> {
-        let texts: Vec<String> = super::in_statements(entries).map(|chunk| self.text(chunk.len())).collect();
+        for chunk in super::in_statements(entries) {
+            if !self.texts.iter().any(|(rows, _)| *rows == chunk.len()) {
+                self.texts.push((chunk.len(), insert_sql(Backend::Sqlite, chunk.len())));
+            }
+        }
+        let texts = &self.texts;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for (chunk, sql) in super::in_statements(entries).zip(&texts) {
+        for chunk in super::in_statements(entries) {
+            let sql = texts.iter().find(|(rows, _)| *rows == chunk.len()).map(|(_, sql)| sql.as_str()).expect("made above");
             let mut stmt = tx.prepare_cached(sql)?;
-            let mut at = 1;
-            for e in chunk {
-                stmt.raw_bind_parameter(at, e.id.as_str())?;
-                stmt.raw_bind_parameter(at + 1, e.created_at)?;
-                stmt.raw_bind_parameter(at + 2, e.request_id.as_str())?;
-                stmt.raw_bind_parameter(at + 3, e.org_id.as_deref().unwrap_or(""))?;
-                stmt.raw_bind_parameter(at + 4, e.env.map_or("", Environment::as_str))?;
-                stmt.raw_bind_parameter(at + 5, e.credential_id.as_deref())?;
-                stmt.raw_bind_parameter(at + 6, e.method.as_str())?;
-                stmt.raw_bind_parameter(at + 7, &*e.route)?;
-                stmt.raw_bind_parameter(at + 8, i64::from(e.status))?;
-                stmt.raw_bind_parameter(at + 9, e.latency_us)?;
-                stmt.raw_bind_parameter(at + 10, e.client_ip.as_deref())?;
-                at += PER_ROW;
+            for (i, param) in chunk.iter().flat_map(row).enumerate() {
+                stmt.raw_bind_parameter(i + 1, param)?;
             }
             stmt.raw_execute()?;
         }
