@@ -241,7 +241,7 @@ impl ApiKeySecret {
 
     /// The SHA-256 under which the key is stored and looked up.
     pub fn hash(&self) -> String {
-        sha256_hex(self.value.as_bytes())
+        to_hex(&Self::digest(&self.value))
     }
 
     /// The non-secret head kept to recognise the key in lists.
