@@ -10,9 +10,12 @@
 //! answers 401), as does one without the header.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::Either;
+use futures::FutureExt;
 use poem::http::{HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use sqlx::AnyPool;
@@ -112,8 +115,10 @@ fn replay(held: repo::KeyRecord) -> Response {
 }
 
 impl<E: Endpoint> IdempotencyEndpoint<E> {
-    async fn pass(&self, req: Request) -> Result<Response> {
-        self.inner.call(req).await.map(IntoResponse::into_response)
+    /// The request, untouched, to the endpoint below: its future and a map, not an
+    /// `async fn` of its own, whose future would hold that one and the request besides.
+    fn pass(&self, req: Request) -> impl Future<Output = Result<Response>> + Send + '_ {
+        self.inner.call(req).map(|outcome| outcome.map(IntoResponse::into_response))
     }
 
     /// Runs the request holding the key and keeps its answer (or frees the key).
@@ -210,16 +215,19 @@ async fn release(pool: &AnyPool, credential: &str, key: &str) {
 impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> Result<Self::Output> {
-        if !applies(req.method(), req.uri().path()) {
-            return self.pass(req).await;
-        }
-        let Some(value) = req.headers().get(HEADER).cloned() else {
-            return self.pass(req).await;
+    // Not an `async fn`: its future would hold the request and the one below besides
+    // (rustc lays the two out apart), and every layer above copies it whole.
+    fn call(&self, req: Request) -> impl Future<Output = Result<Self::Output>> + Send {
+        let value = match applies(req.method(), req.uri().path()) {
+            true => req.headers().get(HEADER).cloned(),
+            false => None,
         };
-        // Boxed: the keyed path's database futures would otherwise size (and be copied
-        // with) the future of every request.
-        Box::pin(self.keyed(req, value)).await
+        match value {
+            None => Either::Left(self.pass(req)),
+            // Boxed: the keyed path's database futures would otherwise size (and be
+            // copied with) the future of every request.
+            Some(value) => Either::Right(Box::pin(self.keyed(req, value))),
+        }
     }
 }
 

@@ -40,7 +40,9 @@ pub fn rfc3339(ms: i64) -> String {
     for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
         out[at] = sep;
     }
-    out.iter().map(|&b| b as char).collect()
+    // Digits and separators only: ASCII, so the bytes are the text (collecting them
+    // char by char was 600 instructions a timestamp).
+    std::str::from_utf8(&out).map(str::to_owned).unwrap_or_default()
 }
 
 /// Parses RFC 3339 text into Unix milliseconds.

@@ -1,5 +1,6 @@
 //! One scenario alone, for profiling (`perf record -p` while it runs):
-//! `solo base|token|me|me-limited|me-redis|detail SECONDS`.
+//! `solo base|token|me|me-limited|me-redis|detail SECONDS [ROWS]` (ROWS: accounts seeded
+//! for `detail`, default 2,000; the benchmark seeds 1,000,000).
 use std::time::Duration;
 
 use breadbox_bench::load::{self, LoadShape, Scenario};
@@ -29,7 +30,8 @@ fn main() -> anyhow::Result<()> {
         "me" | "me-limited" | "me-redis" => breadbox_bench::with_key(&bb, "me", breadbox_bench::ME_PATH)?,
         "token" => breadbox_bench::token_scenario(&bb)?,
         "detail" => {
-            let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, 2000))?;
+            let rows: u64 = std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(2000);
+            let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, rows))?;
             breadbox_bench::with_key(&bb, "detail", &seeded.detail)?
         }
         other => anyhow::bail!("unknown scenario `{other}`: base, token, me, me-limited, me-redis or detail"),
