@@ -187,6 +187,31 @@ fn spec_endpoint(poem::web::Data(spec): poem::web::Data<&Arc<str>>) -> Response 
 mod tests {
     use super::*;
 
+    #[handler]
+    fn panics() -> &'static str {
+        panic!("a handler bug")
+    }
+
+    #[handler]
+    fn answers() -> &'static str {
+        "fine"
+    }
+
+    #[tokio::test]
+    async fn a_panic_below_the_guard_is_a_500_envelope_and_other_answers_pass() {
+        let guarded = CatchPanics(Route::new().at("/boom", get(panics)).at("/ok", get(answers)));
+        let boom = guarded.call(Request::builder().uri_str("/boom").finish()).await.expect("an answer");
+        assert_eq!(boom.status(), poem::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = serde_json::from_slice(&boom.into_body().into_vec().await.expect("body")).expect("json");
+        assert_eq!(body["error"]["code"], "internal_error", "{body}");
+        assert!(!body.to_string().contains("a handler bug"), "the panic message is not shown: {body}");
+        let ok = guarded.call(Request::builder().uri_str("/ok").finish()).await.expect("an answer");
+        assert_eq!(ok.status(), poem::http::StatusCode::OK);
+        assert_eq!(ok.into_body().into_string().await.expect("body"), "fine");
+        let missing = guarded.call(Request::builder().uri_str("/nowhere").finish()).await;
+        assert_eq!(missing.err().map(|e| e.status()), Some(poem::http::StatusCode::NOT_FOUND));
+    }
+
     #[test]
     fn api_paths_skip_the_router() {
         assert!(is_api_path("/api/v1/me"));
