@@ -218,10 +218,7 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
     // Not an `async fn`: its future would hold the request and the one below besides
     // (rustc lays the two out apart), and every layer above copies it whole.
     fn call(&self, req: Request) -> impl Future<Output = Result<Self::Output>> + Send {
-        let value = match applies(req.method(), req.uri().path()) {
-            true => req.headers().get(HEADER).cloned(),
-            false => None,
-        };
+        let value = if applies(req.method(), req.uri().path()) { req.headers().get(HEADER).cloned() } else { None };
         match value {
             None => Either::Left(self.pass(req)),
             // Boxed: the keyed path's database futures would otherwise size (and be
