@@ -172,7 +172,8 @@ impl<A: Endpoint> Endpoint for Dispatch<A> {
         if is_api_path(req.uri().path()) {
             Either::Left(self.api.call(req).map(|outcome| outcome.map(IntoResponse::into_response)))
         } else {
-            // Boxed: the router's future is larger than the API's, and would size this one.
+            // Boxed: the router's requests (token endpoint, docs, operations) are not the
+            // API's, and their future need not size the one every API request copies.
             Either::Right(Box::pin(self.rest.call(req)))
         }
     }

@@ -124,16 +124,16 @@ impl SqliteWriter {
 
     /// Stores `entries` in one transaction, as `insert` does.
     pub fn insert(&mut self, entries: &[Entry]) -> rusqlite::Result<()> {
-        for chunk in super::in_statements(entries) {
-            if !self.texts.iter().any(|(rows, _)| *rows == chunk.len()) {
-                self.texts.push((chunk.len(), insert_sql(Backend::Sqlite, chunk.len())));
-            }
-        }
-        let texts = &self.texts;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for chunk in super::in_statements(entries) {
-            let sql = texts.iter().find(|(rows, _)| *rows == chunk.len()).map(|(_, sql)| sql.as_str()).expect("made above");
-            let mut stmt = tx.prepare_cached(sql)?;
+            let at = match self.texts.iter().position(|(rows, _)| *rows == chunk.len()) {
+                Some(at) => at,
+                None => {
+                    self.texts.push((chunk.len(), insert_sql(Backend::Sqlite, chunk.len())));
+                    self.texts.len() - 1
+                }
+            };
+            let mut stmt = tx.prepare_cached(&self.texts[at].1)?;
             for (i, param) in chunk.iter().flat_map(row).enumerate() {
                 stmt.raw_bind_parameter(i + 1, param)?;
             }
