@@ -110,9 +110,18 @@ pub(crate) fn record(bucket: Bucket, verdict: Verdict) {
     let _ = CURRENT.try_with(|c| c.borrow_mut().decision.record(bucket, verdict));
 }
 
-/// Notes a bucket that applies but was not checked (an earlier one refused).
-pub(crate) fn record_policy(bucket: Bucket) {
-    let _ = CURRENT.try_with(|c| c.borrow_mut().decision.policies |= 1 << bucket.index());
+/// Notes each bucket's verdict, or (`None`) that it applies but was not checked (an
+/// earlier one refused), in one access to the task-local.
+pub(crate) fn record_each(entries: impl Iterator<Item = (Bucket, Option<Verdict>)>) {
+    let _ = CURRENT.try_with(|c| {
+        let decision = &mut c.borrow_mut().decision;
+        for (bucket, verdict) in entries {
+            match verdict {
+                Some(verdict) => decision.record(bucket, verdict),
+                None => decision.policies |= 1 << bucket.index(),
+            }
+        }
+    });
 }
 
 /// Writes the headers of the current request's decision (nothing outside a request

@@ -393,21 +393,26 @@ impl Limits {
         verdicts
     }
 
+    /// Notes the verdicts of `items` (each bucket's, in order, up to the first refusal)
+    /// in one access to the request's context; the refusal, if any, is the error.
     fn record_all(&self, items: &[(Bucket, Subject<'_>)], verdicts: &Verdicts) -> Result<(), Refusal> {
-        let mut outcome = Ok(());
-        let mut verdicts = verdicts.iter();
-        for &(bucket, _) in items {
-            match verdicts.next() {
-                Some(verdict) if outcome.is_ok() => outcome = self.record(bucket, verdict),
-                _ => context::record_policy(bucket),
-            }
+        let mut checked = verdicts.iter();
+        // Buckets after a refusal were not checked: only their policies apply.
+        context::record_each(items.iter().map(|&(bucket, _)| (bucket, checked.next())));
+        match items.iter().zip(verdicts.iter()).find(|(_, v)| matches!(v, Verdict::Refused { .. })) {
+            Some((&(bucket, _), verdict)) => self.outcome(bucket, verdict),
+            None => Ok(()),
         }
-        outcome
     }
 
     /// Notes a verdict for the response headers; a refusal becomes the error.
     fn record(&self, bucket: Bucket, verdict: Verdict) -> Result<(), Refusal> {
         context::record(bucket, verdict);
+        self.outcome(bucket, verdict)
+    }
+
+    /// A refusal as the error (and counted), an admission as `Ok`.
+    fn outcome(&self, bucket: Bucket, verdict: Verdict) -> Result<(), Refusal> {
         match verdict {
             Verdict::Admitted { .. } => Ok(()),
             Verdict::Refused { wait, .. } => {
