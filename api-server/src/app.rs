@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::Either;
 use futures::FutureExt;
 use poem::listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener};
-use poem::{get, handler, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, Server};
+use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use tokio::sync::watch;
 
 use breadbox_auth::app::shutdown_signal;
@@ -101,7 +101,7 @@ pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog, targets
     let docs = api.swagger_ui();
     let rest = Route::new().at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
     let rest = crate::ops::attach(breadbox_auth::http::attach(rest));
-    let route = Dispatch { api: api.into_endpoint(), rest };
+    let route = Dispatch { api: crate::api::router(), rest };
     let observe = Observe::new(service.clone(), audit, templates);
     let idempotency = Idempotency::new(service.clone());
     CatchPanics(AppData { inner: route, service, crm, targets })

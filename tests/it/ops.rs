@@ -40,6 +40,13 @@ async fn routing_errors_use_the_envelope(app: &mut TestApp) {
     let (status, body) = read(response).await;
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")));
 
+    // HEAD is the GET without its body, as poem's method router answers it.
+    let response = app.http.head(app.url("/api/v1/me")).header("X-API-Key", &app.admin_key).send().await.expect("request");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "GET's headers, got {content_type:?}");
+    assert_eq!(response.bytes().await.expect("body").len(), 0, "no body");
+
     let response = app
         .http
         .post(app.url("/api/v1/admin/api-keys"))

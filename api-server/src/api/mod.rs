@@ -22,7 +22,7 @@ pub mod touchpoints;
 pub mod webhooks;
 pub mod wire;
 
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 /// Groups of operations in the spec and Swagger UI.
 #[derive(Tags)]
@@ -105,6 +105,50 @@ pub fn apis() -> Apis {
 }
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
+
+/// The API's operations in one router, built as poem-openapi's `into_endpoint` builds
+/// it (a `Route` over each path's methods, the query string parsed for `Query`
+/// parameters) without three of its layers: a boxed `RouteMethod` per path, a `before`
+/// for the query and a boxed whole, each of which moved the request's future into a
+/// box of its own (four boxes a request, now two: the path's and the operation's).
+/// `OpenApiService` still makes the spec and the Swagger UI.
+pub fn router() -> poem::Route {
+    let mut table = std::collections::HashMap::new();
+    apis().add_routes(&mut table);
+    table.into_iter().fold(poem::Route::new(), |route, (path, methods)| route.at(path, Methods(methods.into_iter().collect())))
+}
+
+/// One path's operations by method, answered as poem's `RouteMethod` answers: a `HEAD`
+/// without its own operation is the `GET` without the body, another method is 405.
+struct Methods(Vec<(poem::http::Method, poem::endpoint::BoxEndpoint<'static>)>);
+
+impl poem::Endpoint for Methods {
+    type Output = poem::Response;
+
+    fn call(&self, mut req: poem::Request) -> impl std::future::Future<Output = poem::Result<poem::Response>> + Send {
+        use futures::future::{ready, Either, FutureExt};
+        use poem::http::Method;
+        // What `into_endpoint`'s `extract_query` does: `Query` parameters read this.
+        let query: Vec<(String, String)> = req.params().unwrap_or_default();
+        req.extensions_mut().insert(poem_openapi::__private::UrlQuery(query));
+        let found = |method: &Method| self.0.iter().find(|(m, _)| m == method).map(|(_, ep)| ep);
+        match found(req.method()) {
+            Some(ep) => Either::Left(ep.call(req)),
+            None => match found(&Method::GET).filter(|_| req.method() == Method::HEAD) {
+                Some(get) => {
+                    req.set_method(Method::GET);
+                    Either::Right(Either::Left(get.call(req).map(|answer| {
+                        answer.map(|mut response| {
+                            response.set_body(());
+                            response
+                        })
+                    })))
+                }
+                None => Either::Right(Either::Right(ready(Err(poem::error::MethodNotAllowedError.into())))),
+            },
+        }
+    }
+}
 
 /// The OpenAPI service; `server` is the base URL shown in the spec ("/" when unknown).
 pub fn openapi_service(server: &str) -> OpenApiService<Apis, ()> {
