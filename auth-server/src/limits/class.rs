@@ -58,7 +58,7 @@ const REPORTS: &[&str] = &["mrr", "reconciliation"];
 pub fn class_of(method: &str, path: &str) -> Option<Class> {
     let bytes = path.as_bytes();
     let end = bytes.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
-    // `end` follows an ASCII byte (or is 0), so it is a char boundary.
+    // `end` is the length or the index of a `/`: a char boundary either way.
     let rest = path[..end].strip_prefix("/api/v1/")?;
     if rest == "openapi.json" {
         return None;
