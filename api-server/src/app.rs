@@ -131,7 +131,7 @@ impl<E: Endpoint> Endpoint for AppData<E> {
         let data = req.extensions_mut();
         data.insert(self.service.clone());
         data.insert(self.crm.clone());
-        data.insert(self.targets.clone());
+        data.insert(self.targets);
         self.inner.call(req)
     }
 }

@@ -123,8 +123,11 @@ fn route_label(response: &Response, path: &str) -> &'static str {
 /// in the recorder on every request allocated and hashed its labels each time.
 #[derive(Default)]
 struct RouteMetrics {
-    handles: parking_lot::RwLock<HashMap<(&'static str, u16), (metrics::Counter, metrics::Histogram)>>,
+    handles: parking_lot::RwLock<HashMap<(&'static str, u16), RouteHandles>>,
 }
+
+/// The request counter and latency histogram of one (route, status).
+type RouteHandles = (metrics::Counter, metrics::Histogram);
 
 impl RouteMetrics {
     fn record(&self, route: &'static str, status: u16, seconds: f64) {

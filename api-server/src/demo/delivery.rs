@@ -50,7 +50,7 @@ pub async fn load_account(
         billing_period: Some(period.to_owned()),
     };
     // Some contracts end within 60 days, so `contract.expiring_soon` has work to do.
-    let ends_in_days = if loaded.accounts % 5 == 0 { rng.gen_range(20..60) } else { rng.gen_range(120..700) };
+    let ends_in_days = if loaded.accounts.is_multiple_of(5) { rng.gen_range(20..60) } else { rng.gen_range(120..700) };
     contracts::create(
         crm,
         tenant,
@@ -143,7 +143,7 @@ pub async fn load_account(
         loaded.touchpoints += 1;
     }
 
-    if active && loaded.accounts % 3 == 0 {
+    if active && loaded.accounts.is_multiple_of(3) {
         let reported = seats + rng.gen_range(-2..=4);
         let report = NewReport {
             account_id: Some(account.id.clone()),

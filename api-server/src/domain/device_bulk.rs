@@ -20,8 +20,10 @@ pub const MAX_ITEMS: usize = 500;
 /// Whole-batch retries when a concurrent writer changed one of its devices.
 const ATTEMPTS: usize = 4;
 
-/// One item as the API parsed it.
+/// One item as the API parsed it. Almost every item is `Parsed`, so the big variant
+/// stays inline rather than in a box of its own per item.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum BulkItem {
     /// A well-formed item: the fields it sets (absent ones are kept on a stored device).
     Parsed(super::devices::DeviceChanges),

@@ -293,6 +293,17 @@ pub async fn push(crm: &Crm, tenant: &Tenant, account_id: &str, input: SignalInp
     Ok(repo::health::push(crm.writer(), tenant, account_id, &signal, now, recompute).await?)
 }
 
+/// Fills the days before today of an account's history with `scores` (oldest first,
+/// ending yesterday), where no point exists: the demo data set's 90 days of history.
+pub async fn backfill_history(crm: &Crm, tenant: &Tenant, account_id: &str, scores: &[i64]) -> Result<(), DomainError> {
+    let today = day_of(now_ms());
+    let days = scores.len() as i64;
+    let points: Vec<(i64, i64)> =
+        scores.iter().enumerate().map(|(i, &score)| (today - (days - i as i64) * DAY_MS, score.clamp(0, 100))).collect();
+    repo::health::backfill_days(crm.writer(), tenant, account_id, &points).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,15 +354,4 @@ mod tests {
         assert_eq!(kinds(at(30, Some(39))), [EventType::HealthScoreChanged]);
         assert_eq!(kinds(at(20, None)), [EventType::HealthScoreChanged, EventType::HealthScoreAlert]);
     }
-}
-
-/// Fills the days before today of an account's history with `scores` (oldest first,
-/// ending yesterday), where no point exists: the demo data set's 90 days of history.
-pub async fn backfill_history(crm: &Crm, tenant: &Tenant, account_id: &str, scores: &[i64]) -> Result<(), DomainError> {
-    let today = day_of(now_ms());
-    let days = scores.len() as i64;
-    let points: Vec<(i64, i64)> =
-        scores.iter().enumerate().map(|(i, &score)| (today - (days - i as i64) * DAY_MS, score.clamp(0, 100))).collect();
-    repo::health::backfill_days(crm.writer(), tenant, account_id, &points).await?;
-    Ok(())
 }

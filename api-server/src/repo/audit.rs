@@ -199,7 +199,7 @@ mod tests {
             route: Arc::from("/api/v1/me"),
             status: 200,
             latency_us: n as i64,
-            client_ip: (n % 2 == 0).then(|| "127.0.0.1".to_owned()),
+            client_ip: n.is_multiple_of(2).then(|| "127.0.0.1".to_owned()),
         }
     }
 

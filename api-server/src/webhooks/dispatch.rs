@@ -24,7 +24,9 @@ pub async fn run_once(crm: &Crm, limit: i64) -> sqlx::Result<usize> {
         return Ok(0);
     }
     let now = now_ms();
-    let mut endpoints: HashMap<(String, String), Vec<(String, Vec<String>)>> = HashMap::new();
+    // Per (organization, environment): each enabled endpoint's id and subscribed events.
+    type Subscribed = Vec<(String, Vec<String>)>;
+    let mut endpoints: HashMap<(String, String), Subscribed> = HashMap::new();
     for event in events.iter().filter(|e| e.direct == 0) {
         let key = (event.org_id.clone(), event.env.clone());
         if !endpoints.contains_key(&key) {
