@@ -232,22 +232,22 @@ impl RedisStore {
     }
 
     fn key(&self, bucket: Bucket, subject: Subject<'_>) -> String {
+        use std::fmt::Write;
         let prefix = &self.key_prefixes[bucket.index()];
+        // An address's text is at most 39 bytes (a full IPv6 one).
+        let subject_len = match subject {
+            Subject::Ip(_) => 39,
+            Subject::Id(id) => id.len(),
+        };
+        let mut key = String::with_capacity(prefix.len() + subject_len);
+        key.push_str(prefix);
         match subject {
             Subject::Ip(ip) => {
-                use std::fmt::Write;
-                let mut key = String::with_capacity(prefix.len() + 39);
-                key.push_str(prefix);
                 let _ = write!(key, "{ip}");
-                key
             }
-            Subject::Id(id) => {
-                let mut key = String::with_capacity(prefix.len() + id.len());
-                key.push_str(prefix);
-                key.push_str(id);
-                key
-            }
+            Subject::Id(id) => key.push_str(id),
         }
+        key
     }
 
     /// Checks `items` in Redis; `None` when Redis did not answer (the caller falls back).
