@@ -50,6 +50,8 @@ pub enum DbError {
     Connect(#[source] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot start the thread that ends idle SQLite snapshots: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 impl Db {
@@ -108,7 +110,7 @@ impl Db {
             Backend::Postgres => pool.clone(),
         };
         let inline = match backend {
-            Backend::Sqlite => sqlite_file(&url).map(|path| Arc::new(InlineReads::new(path))),
+            Backend::Sqlite => sqlite_file(&url).map(InlineReads::shared).transpose().map_err(DbError::Thread)?,
             Backend::Postgres => None,
         };
         Ok(Db { pool, writer, backend, inline })
