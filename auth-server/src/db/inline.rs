@@ -242,7 +242,10 @@ impl InlineReads {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch("PRAGMA query_only = ON; PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384;")?;
+        // No memory map: a page read through the map is decoded on every read and then
+        // dropped, one kept in the connection's cache stays decoded for as long as the
+        // snapshot holds (the detail GET's `btreeInitPage` and WAL lookups went away).
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA mmap_size = 0; PRAGMA cache_size = -4096;")?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(conn)
     }
