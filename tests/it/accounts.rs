@@ -264,6 +264,39 @@ async fn if_match_guards_updates_with_412(app: &mut TestApp) {
     assert_eq!(got["data"]["seats"], 13);
 }
 
+/// Another instance on the same database sees each write as soon as it is answered
+/// (on SQLite its reads keep a snapshot while the WAL index says nothing was committed).
+async fn another_instance_reads_each_write_at_once(app: &mut TestApp) {
+    let peer = app.spawn_peer().await;
+    let get_on_peer = |path: String| {
+        let (http, url, key) = (app.http.clone(), peer.url(&path), app.admin_key.clone());
+        async move { read(http.get(url).header("X-API-Key", key).send().await.expect("peer request")).await }
+    };
+    let id = account(app, "Snapshot Ltd").await;
+    for _ in 0..3 {
+        let (status, body) = get_on_peer(format!("/api/v1/accounts/{id}")).await;
+        assert_eq!((status, body["data"]["seats"].clone()), (200, serde_json::Value::Null));
+    }
+    for seats in 1..=25 {
+        let body = json!({ "seats": seats });
+        let patched = app.send(Method::PATCH, &format!("/api/v1/accounts/{id}"), &app.admin_key, Some(&body), &[]).await;
+        assert_eq!(patched.status, 200, "{}", patched.body);
+        let (status, got) = get_on_peer(format!("/api/v1/accounts/{id}")).await;
+        assert_eq!((status, got["data"]["seats"].as_i64()), (200, Some(seats)), "the peer's read after update {seats}");
+        if seats % 5 == 0 {
+            let new = account(app, &format!("Snapshot {seats}")).await;
+            let (status, _) = get_on_peer(format!("/api/v1/accounts/{new}")).await;
+            assert_eq!(status, 200, "the peer finds the account created just before");
+            let (status, list) = get_on_peer("/api/v1/accounts?limit=100".to_owned()).await;
+            assert_eq!(status, 200);
+            let ids: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|a| a["id"].as_str()).collect();
+            assert_eq!(ids.len(), 1 + seats as usize / 5, "the peer's list has every account: {ids:?}");
+            assert!(ids.contains(&new.as_str()));
+        }
+    }
+    peer.stop().await;
+}
+
 /// RFC 3339 for now, as a client would send it.
 fn time_now_rfc3339() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
@@ -282,4 +315,5 @@ both_backends!(
     validation_reports_every_failing_field,
     a_domain_belongs_to_one_account,
     if_match_guards_updates_with_412,
+    another_instance_reads_each_write_at_once,
 );
