@@ -23,8 +23,10 @@
 //! checksum; <https://www.sqlite.org/walformat.html>), is still the one it was. It is
 //! read before the transaction begins, so a commit in between makes it look changed
 //! and the next read begins afresh; never the other way round. A snapshot kept open
-//! holds back the checkpoint of what was written after it, so idle connections give
-//! theirs up after `SNAPSHOT_IDLE_MAX` (`release_idle`, run by a thread of its own).
+//! holds back the checkpoint of what was written after it, and the WAL's start over, so
+//! snapshots are kept only while the WAL is short (`SNAPSHOT_WAL_FRAMES_MAX`), and idle
+//! connections give theirs up after `SNAPSHOT_IDLE_MAX` (`release_idle`, run by a
+//! thread of its own).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -56,6 +58,18 @@ const SNAPSHOT_IDLE_MAX: Duration = Duration::from_millis(200);
 /// The WAL index header's first copy: what SQLite compares to know whether its snapshot
 /// is current.
 type WalHeader = [u8; 48];
+/// Snapshots are kept only while the WAL holds fewer frames than this (SQLite's own
+/// automatic checkpoint starts at 1,000). A kept snapshot holds a read lock, and the
+/// writer starts the WAL over from its beginning only when no reader holds one: under
+/// steady reads and writes, snapshots kept without this limit let the WAL grow without
+/// end (1.5 GB in 40 s of a read and write flood); past it, reads take a transaction
+/// each, as without snapshots, the checkpoint completes and the WAL starts over.
+const SNAPSHOT_WAL_FRAMES_MAX: u32 = 1_000;
+
+/// The number of frames in the WAL (`mxFrame`, in the machine's byte order).
+fn wal_frames(header: &WalHeader) -> u32 {
+    u32::from_ne_bytes([header[16], header[17], header[18], header[19]])
+}
 
 /// A value bound to a parameter of a read, on either backend. A NULL keeps its type:
 /// PostgreSQL infers a parameter's type from it (`$5 IS NULL OR updated_at >= $5`).
@@ -256,7 +270,7 @@ impl Reader {
     /// it began, in a new one otherwise. A connection whose read failed is closed, not
     /// reused.
     fn read<T: DeserializeOwned>(&mut self, db: &Path, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
-        let header = self.wal_header();
+        let header = self.wal_header().filter(|header| wal_frames(header) < SNAPSHOT_WAL_FRAMES_MAX);
         let current = matches!((&header, &self.snapshot), (Some(now), Some((then, _))) if now == then);
         if !current {
             self.end_snapshot()?;
@@ -275,7 +289,8 @@ impl Reader {
         Ok(rows)
     }
 
-    /// The WAL index header now, or `None` when it cannot be read.
+    /// The WAL index header now, or `None` when it cannot be read (then the read takes
+    /// a transaction of its own).
     fn wal_header(&self) -> Option<WalHeader> {
         let mut header = [0; 48];
         self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
@@ -485,6 +500,32 @@ mod tests {
         assert_eq!(checkpoint(), 0, "with the snapshot given up, the checkpoint completes");
         let all: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items", &[], 10).expect("read after release");
         assert_eq!(all.len(), 4);
+    }
+
+    #[test]
+    fn no_snapshot_is_kept_while_the_wal_is_long_so_that_it_can_start_over() {
+        let (dir, reads) = database();
+        let read = || {
+            let _: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items", &[], 10).expect("read");
+        };
+        read();
+        read();
+        assert!(holds_snapshot(&reads));
+        let writer = Connection::open(dir.path().join("t.db")).expect("open");
+        writer.busy_timeout(Duration::ZERO).expect("no waiting");
+        // No automatic checkpoint: the WAL keeps every frame until the one below.
+        writer.execute_batch("PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0;").expect("pragmas");
+        for i in 0..SNAPSHOT_WAL_FRAMES_MAX {
+            writer.execute("INSERT INTO items VALUES (?1, 'o4', ?2, 0, 0)", rusqlite::params![format!("x{i}"), i]).expect("insert");
+        }
+        read();
+        assert!(!holds_snapshot(&reads), "a read over a WAL of {SNAPSHOT_WAL_FRAMES_MAX} frames or more keeps no snapshot");
+        let checkpoint: (i64, i64, i64) =
+            writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).expect("checkpoint");
+        assert_eq!(checkpoint, (0, 0, 0), "the WAL is checkpointed and truncated at once");
+        read();
+        read();
+        assert!(holds_snapshot(&reads), "with the WAL short again, snapshots are kept again");
     }
 
     #[test]
