@@ -21,7 +21,6 @@ use crate::config::ServeArgs;
 use crate::domain::Crm;
 use crate::middleware::{panic_response, Observe};
 use crate::webhooks::scheduler::sweeps;
-use crate::webhooks::target::Policy;
 use crate::webhooks::WebhookConfig;
 
 /// A bound, ready-to-run server.
@@ -44,7 +43,7 @@ impl Application {
             .unwrap_or(config.listen.port());
         let default_issuer = format!("http://{}:{port}", config.listen.ip());
         let service = AuthService::start(config.common.auth.clone(), default_issuer).await?;
-        let crm = Arc::new(Crm::load(service.db().clone()).await?);
+        let crm = Arc::new(Crm::load(service.db().clone()).await?.with_webhook_targets(config.webhooks.targets()));
         crate::ops::metrics_handle();
         Ok(Application { port, service, crm, webhooks: config.webhooks, acceptor: acceptor.boxed() })
     }
@@ -69,7 +68,7 @@ impl Application {
         let expiry = crate::idempotency::spawn_expiry(self.service.db().writer().clone(), stop_rx.clone());
         let sweeps = sweeps(self.webhooks.sweep_every, self.webhooks.device_offline_after);
         let webhooks = crate::webhooks::spawn(self.crm.clone(), self.webhooks.clone(), sweeps, stop_rx);
-        let endpoint = routes(self.service.clone(), self.crm.clone(), audit, self.webhooks.targets());
+        let endpoint = routes(self.service.clone(), self.crm.clone(), audit);
         tracing::info!(port = self.port, issuer = self.service.issuer(), "breadbox listening");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, stop, Some(Duration::from_secs(10)))
@@ -92,9 +91,8 @@ impl Application {
     }
 }
 
-/// Every route of the all-in-one server; `audit` receives an entry per API call,
-/// `targets` says which webhook URLs may be registered.
-pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog, targets: Policy) -> impl poem::Endpoint<Output = Response> {
+/// Every route of the all-in-one server; `audit` receives an entry per API call.
+pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
     let templates = Arc::new(crate::api::route_templates(&spec));
@@ -104,19 +102,19 @@ pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog, targets
     let route = Dispatch { api: crate::api::router(), rest };
     let observe = Observe::new(service.clone(), audit, templates);
     let idempotency = Idempotency::new(service.clone());
-    CatchPanics(AppData { inner: route, service, crm, targets })
+    CatchPanics(AppData { inner: route, service, crm })
         .with(idempotency)
         .with(observe)
 }
 
 /// Puts the state that handlers read with `Data<&…>` in every request's data, in one
 /// layer rather than one `.data(…)` per value (each layer moves the request into a
-/// future of its own).
+/// future of its own). Two values: with the parsed query the router adds, three fit the
+/// map's first allocation, and a fourth made it grow on every request.
 struct AppData<E> {
     inner: E,
     service: Arc<AuthService>,
     crm: Arc<Crm>,
-    targets: Policy,
 }
 
 // The layers below are plain functions returning the future of the layer under them,
@@ -131,7 +129,6 @@ impl<E: Endpoint> Endpoint for AppData<E> {
         let data = req.extensions_mut();
         data.insert(self.service.clone());
         data.insert(self.crm.clone());
-        data.insert(self.targets);
         self.inner.call(req)
     }
 }

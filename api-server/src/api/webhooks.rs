@@ -20,7 +20,6 @@ use crate::error::ApiError;
 use crate::time::rfc3339;
 use crate::webhooks::deliveries::{self, Attempt, Delivery};
 use crate::webhooks::endpoints::{self as domain, Endpoint, EndpointChanges};
-use crate::webhooks::target::Policy;
 
 /// A URL that receives the organization's events of one environment.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -276,7 +275,6 @@ impl WebhooksApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        Data(policy): Data<&Policy>,
         body: Json<CreateWebhookEndpoint>,
     ) -> Result<Created, ApiError> {
         let b = body.0;
@@ -286,7 +284,7 @@ impl WebhooksApi {
             description: given(b.description, |v| v),
             enabled: given(b.enabled, |v| v),
         };
-        let (endpoint, secret) = domain::create(crm, &Tenant::from(&auth.principal), policy, changes).await?;
+        let (endpoint, secret) = domain::create(crm, &Tenant::from(&auth.principal), crm.webhook_targets(), changes).await?;
         let location = format!("/api/v1/webhook-endpoints/{}", endpoint.id);
         Ok(Created::Created(Body(Single::new(WebhookEndpointWithSecret { secret, endpoint: endpoint.into() })), location))
     }
@@ -311,7 +309,6 @@ impl WebhooksApi {
         &self,
         #[oai(scope = "Scopes::AdminWrite")] auth: Auth<AdminWrite>,
         Data(crm): Data<&Arc<Crm>>,
-        Data(policy): Data<&Policy>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
         body: Json<UpdateWebhookEndpoint>,
@@ -323,7 +320,7 @@ impl WebhooksApi {
             description: patch(b.description, |v| v),
             enabled: patch(b.enabled, |v| v),
         };
-        let endpoint = domain::update(crm, &Tenant::from(&auth.principal), policy, &id, changes).await?;
+        let endpoint = domain::update(crm, &Tenant::from(&auth.principal), crm.webhook_targets(), &id, changes).await?;
         Ok(Body(Single::new(endpoint.into())))
     }
 

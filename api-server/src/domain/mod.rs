@@ -78,20 +78,36 @@ use sqlx::AnyPool;
 use breadbox_auth::db::{is_unique_violation, Db};
 use breadbox_auth::{Environment, Principal};
 
+use crate::webhooks::target::Policy;
 use paging::CursorKey;
 use validate::Violations;
 
-/// The CRM's shared state: the database and the key that signs list cursors.
+/// The CRM's shared state: the database, the key that signs list cursors and which
+/// webhook targets may be registered.
 pub struct Crm {
     db: Db,
     cursors: CursorKey,
+    webhook_targets: Policy,
 }
 
 impl Crm {
-    /// Loads (creating on first start) the cursor key every instance shares.
+    /// Loads (creating on first start) the cursor key every instance shares. Webhook
+    /// endpoints must be public until `with_webhook_targets` says otherwise.
     pub async fn load(db: Db) -> Result<Crm, sqlx::Error> {
         let cursors = CursorKey::load(db.pool()).await?;
-        Ok(Crm { db, cursors })
+        Ok(Crm { db, cursors, webhook_targets: Policy::default() })
+    }
+
+    /// The same, accepting the webhook targets `targets` allows (the server's settings).
+    pub fn with_webhook_targets(self, targets: Policy) -> Crm {
+        Crm { webhook_targets: targets, ..self }
+    }
+
+    /// Which webhook targets the API accepts. Held here rather than in each request's
+    /// data: a fourth value there made the request's map of them grow (rehash) on every
+    /// request, for the two operations that read it.
+    pub fn webhook_targets(&self) -> &Policy {
+        &self.webhook_targets
     }
 
     pub fn pool(&self) -> &AnyPool {
