@@ -1,4 +1,4 @@
-//! The audit log's write side. `Observe` records one `Entry` per call under `/api/v1`;
+//! The audit log's write side. `Observe` records one `Call` per call under `/api/v1`;
 //! entries go through a bounded channel to one writer task that wakes every
 //! `FLUSH_EVERY` (or when the channel is half full), takes everything queued and stores
 //! it in transactions of up to `BATCH` entries, so a request never waits for the
@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use poem::http::Method;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -24,6 +25,7 @@ use breadbox_auth::db::{Backend, Db};
 use breadbox_auth::{Environment, Principal};
 
 use crate::repo;
+use crate::request_id::RequestId;
 
 /// Entries waiting for the writer; beyond this they are dropped and counted. A tenth of
 /// a second at 80,000 requests a second fills an eighth of it; the channel allocates as
@@ -34,7 +36,27 @@ const CAPACITY: usize = 65_536;
 const BATCH: usize = 500;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// One recorded call.
+/// One call as recorded by `Observe`, on its way to the writer. Held inline where it
+/// can be: each heap string of an entry was allocated by the request's thread and freed
+/// by the writer's, the slower path of the allocator, on every call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub id: InlineStr<ENTRY_ID_LEN>,
+    /// Unix ms when the request arrived.
+    pub created_at: i64,
+    pub request_id: RequestId,
+    pub org_id: Option<String>,
+    pub env: Option<Environment>,
+    pub credential_id: Option<String>,
+    pub method: Method,
+    /// The route as in the spec (`/api/v1/deals/{id}`), or the path when no route matched.
+    pub route: Arc<str>,
+    pub status: u16,
+    pub latency_us: i64,
+    pub client_ip: Option<InlineStr<IP_TEXT_MAX>>,
+}
+
+/// One recorded call, as read back.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub id: String,
@@ -52,12 +74,66 @@ pub struct Entry {
     pub client_ip: Option<String>,
 }
 
+/// Characters of an entry id (`aud_` and 27 hex digits).
+pub const ENTRY_ID_LEN: usize = 31;
+/// The longest text of an IP address (an IPv4-mapped IPv6 one).
+pub const IP_TEXT_MAX: usize = 45;
+
+/// Text of at most `N` bytes, held inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineStr<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> InlineStr<N> {
+    pub fn new() -> Self {
+        InlineStr { bytes: [0; N], len: 0 }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 text is written (`write_str`).
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    /// The text of `value`'s `Display`, or `None` when it is longer than `N` bytes.
+    pub fn display(value: impl std::fmt::Display) -> Option<Self> {
+        use std::fmt::Write;
+        let mut text = InlineStr::new();
+        write!(text, "{value}").ok()?;
+        Some(text)
+    }
+}
+
+impl<const N: usize> Default for InlineStr<N> {
+    fn default() -> Self {
+        InlineStr::new()
+    }
+}
+
+impl<const N: usize> std::fmt::Write for InlineStr<N> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A new entry id: `aud_`, then the time in ms, a tag random per process and a counter,
 /// in hex. One instance's ids grow with time, so the primary key's index is appended
 /// to rather than written at random places; the tag keeps instances apart.
-pub fn new_entry_id(now_ms: i64) -> String {
+pub fn new_entry_id(now_ms: i64) -> InlineStr<ENTRY_ID_LEN> {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::LazyLock;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     static TAG: LazyLock<u32> = LazyLock::new(rand::random);
     static SEQUENCE: AtomicU32 = AtomicU32::new(0);
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -65,14 +141,18 @@ pub fn new_entry_id(now_ms: i64) -> String {
     // server's samples for `/me`. The same digits as
     // `format!("aud_{now_ms:011x}{tag:08x}{sequence:08x}")` for every time before the
     // year 2527: the time keeps its low 11 hex digits of 16.
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&u64::try_from(now_ms).unwrap_or(0).to_be_bytes());
-    bytes[8..12].copy_from_slice(&TAG.to_be_bytes());
-    bytes[12..].copy_from_slice(&sequence.to_be_bytes());
-    let hex = breadbox_auth::secret::to_hex(&bytes);
-    let mut id = String::with_capacity(31);
-    id.push_str("aud_");
-    id.push_str(&hex[5..]);
+    let mut fields = [0u8; 16];
+    fields[..8].copy_from_slice(&u64::try_from(now_ms).unwrap_or(0).to_be_bytes());
+    fields[8..12].copy_from_slice(&TAG.to_be_bytes());
+    fields[12..].copy_from_slice(&sequence.to_be_bytes());
+    let mut hex = [0u8; 32];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(fields) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    let mut id = InlineStr { bytes: [0; ENTRY_ID_LEN], len: ENTRY_ID_LEN };
+    id.bytes[..4].copy_from_slice(b"aud_");
+    id.bytes[4..].copy_from_slice(&hex[5..]);
     id
 }
 
@@ -119,7 +199,7 @@ pub fn note_route(pattern: &Arc<str>) {
 /// The sending side, held by the middleware.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Entry>,
+    tx: mpsc::Sender<Call>,
     /// Wakes the writer before its tick when the channel is half full.
     wake: Arc<Wake>,
 }
@@ -142,7 +222,7 @@ impl Wake {
 
 impl AuditLog {
     /// Queues `entry` without waiting; a full queue drops it and counts the drop.
-    pub fn record(&self, entry: Entry) {
+    pub fn record(&self, entry: Call) {
         if self.tx.try_send(entry).is_err() {
             metrics::counter!("breadbox_audit_dropped_total").increment(1);
         }
@@ -154,7 +234,7 @@ impl AuditLog {
 
 /// The receiving side, run by `spawn`.
 pub struct AuditWriter {
-    rx: mpsc::Receiver<Entry>,
+    rx: mpsc::Receiver<Call>,
     wake: Arc<Wake>,
     pool: AnyPool,
     backend: Backend,
@@ -218,7 +298,7 @@ impl AuditWriter {
     }
 
     /// Moves queued entries into `buffer` until it holds `BATCH` or the queue is empty.
-    fn take_batch(&mut self, buffer: &mut Vec<Entry>) -> Queue {
+    fn take_batch(&mut self, buffer: &mut Vec<Call>) -> Queue {
         while buffer.len() < BATCH {
             match self.rx.try_recv() {
                 Ok(entry) => buffer.push(entry),
@@ -252,7 +332,7 @@ impl AuditWriter {
     }
 
     /// Writes everything queued; true when every sender is gone.
-    async fn drain(&mut self, buffer: &mut Vec<Entry>) -> bool {
+    async fn drain(&mut self, buffer: &mut Vec<Call>) -> bool {
         loop {
             let queue = self.take_batch(buffer);
             self.flush(buffer).await;
@@ -262,7 +342,7 @@ impl AuditWriter {
         }
     }
 
-    async fn flush(&self, buffer: &mut Vec<Entry>) {
+    async fn flush(&self, buffer: &mut Vec<Call>) {
         if buffer.is_empty() {
             return;
         }
@@ -286,7 +366,7 @@ enum Queue {
 
 /// Stores `batch` through the writer thread's connection, opened on first use (and
 /// again after a failure); a batch that cannot be stored is dropped and counted.
-fn write_direct(writer: &mut Option<repo::audit::SqliteWriter>, path: &std::path::Path, batch: &[Entry]) {
+fn write_direct(writer: &mut Option<repo::audit::SqliteWriter>, path: &std::path::Path, batch: &[Call]) {
     if batch.is_empty() {
         return;
     }
@@ -312,8 +392,8 @@ mod tests {
     #[test]
     fn entry_ids_are_time_tag_and_sequence_in_hex() {
         let now_ms = 1_795_000_000_123i64;
-        let first = new_entry_id(now_ms);
-        let second = new_entry_id(now_ms);
+        let first = new_entry_id(now_ms).as_str().to_owned();
+        let second = new_entry_id(now_ms).as_str().to_owned();
         assert_eq!(first.len(), 31);
         assert!(first.starts_with(&format!("aud_{now_ms:011x}")), "{first}");
         // Same tag, next sequence number: ids of one instance grow.
@@ -323,5 +403,17 @@ mod tests {
         assert!(second > first);
         let tag = u32::from_str_radix(&first[15..23], 16).expect("hex");
         assert_eq!(first, format!("aud_{now_ms:011x}{tag:08x}{:08x}", sequence(&first)));
+    }
+
+    #[test]
+    fn inline_text_holds_what_fits_and_refuses_the_rest() {
+        let v4: std::net::IpAddr = [203, 0, 113, 7].into();
+        assert_eq!(InlineStr::<IP_TEXT_MAX>::display(v4).map(|t| t.as_str().to_owned()).as_deref(), Some("203.0.113.7"));
+        let longest: std::net::IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".parse().expect("an address");
+        let text = InlineStr::<IP_TEXT_MAX>::display(longest).expect("the longest address text fits");
+        assert_eq!(text.as_str(), longest.to_string());
+        assert!(InlineStr::<4>::display("12345").is_none());
+        assert_eq!(InlineStr::<4>::display("1234").map(|t| t.as_str().len()), Some(4));
+        assert_eq!(InlineStr::<4>::new().as_str(), "");
     }
 }

@@ -3,7 +3,7 @@
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::Object;
 
-use crate::request_id::current_request_id;
+use crate::request_id::{current_request_id, RequestId};
 
 /// Metadata of every response.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -11,7 +11,7 @@ use crate::request_id::current_request_id;
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// The id of the request, as in the `X-Request-Id` header.
-    pub request_id: String,
+    pub request_id: RequestId,
 }
 
 impl Meta {

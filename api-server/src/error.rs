@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Enum, Object};
 
 use breadbox_auth::{AuthError, UnauthorizedReason};
 
-use crate::request_id::current_request_id;
+use crate::request_id::{current_request_id, RequestId};
 
 /// The error codes of the product's table; each belongs to exactly one status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -95,7 +95,7 @@ pub struct ErrorDetail {
     /// What went wrong, for people.
     pub message: String,
     /// The id of the request, as in the `X-Request-Id` header.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// On 401: MISSING_API_KEY, INVALID_API_KEY, REVOKED_API_KEY, INVALID_TOKEN or EXPIRED_TOKEN.
     /// On 403: the missing scope. On 429: the rate-limit bucket that refused.
     #[oai(skip_serializing_if_is_none)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{HeaderValue, StatusCode};
+use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 use tracing::Instrument;
@@ -15,9 +15,9 @@ use tracing::Instrument;
 use breadbox_auth::limits::Refusal;
 use breadbox_auth::AuthService;
 
-use crate::audit::{AuditLog, Caller, Entry};
+use crate::audit::{AuditLog, Call, Caller, InlineStr};
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Rejected};
-use crate::request_id::{self, current_request_id, new_request_id};
+use crate::request_id::{self, current_request_id, new_request_id, RequestId};
 
 /// Request id + rate limits + envelope + metrics + audit log.
 pub struct Observe {
@@ -172,9 +172,9 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         // Boxed once here, so that the task-local scopes around it (and every layer
         // above) move a pointer rather than the whole request's future.
         let work = Box::pin(limits.serve(ip, |refusal| refused(path_ref, refusal), inner).instrument(span));
-        let (outcome, caller) = crate::audit::scope(request_id::scope(id.clone(), work)).await;
+        let (outcome, caller) = crate::audit::scope(request_id::scope(id, work)).await;
         let mut response = outcome;
-        if let Ok(value) = HeaderValue::from_str(&id) {
+        if let Ok(value) = HeaderValue::from_str(id.as_str()) {
             response.headers_mut().insert(request_id::HEADER, value);
         }
         let status = response.status().as_u16();
@@ -186,7 +186,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             if let Some(template) = caller.route.as_deref().and_then(|r| self.templates.get(r)) {
                 caller.route = Some(template.clone());
             }
-            self.audit.record(audit_entry(caller, id, arrived_ms, method.as_str(), &path, route, status, elapsed, ip));
+            self.audit.record(audit_entry(caller, id, arrived_ms, method, &path, route, status, elapsed, ip));
         }
         let elapsed = elapsed.as_secs_f64();
         ROUTE_METRICS.record(route, status, elapsed);
@@ -201,15 +201,15 @@ const MAX_UNMATCHED_PATH: usize = 256;
 #[allow(clippy::too_many_arguments)]
 fn audit_entry(
     caller: Caller,
-    request_id: String,
+    request_id: RequestId,
     arrived_ms: i64,
-    method: &str,
+    method: Method,
     path: &str,
     label: &'static str,
     status: u16,
     elapsed: std::time::Duration,
     ip: Option<std::net::IpAddr>,
-) -> Entry {
+) -> Call {
     let route = caller.route.unwrap_or_else(|| {
         if label == "unmatched" || !label.starts_with('/') {
             let mut end = path.len().min(MAX_UNMATCHED_PATH);
@@ -221,18 +221,18 @@ fn audit_entry(
             Arc::from(label)
         }
     });
-    Entry {
+    Call {
         id: crate::audit::new_entry_id(arrived_ms),
         created_at: arrived_ms,
         request_id,
         org_id: caller.org_id,
         env: caller.env,
         credential_id: caller.credential_id,
-        method: method.to_owned(),
+        method,
         route,
         status,
         latency_us: i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX),
-        client_ip: ip.map(|ip| ip.to_string()),
+        client_ip: ip.and_then(InlineStr::display),
     }
 }
 

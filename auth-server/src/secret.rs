@@ -77,7 +77,19 @@ fn is_base62(s: &str) -> bool {
 }
 
 fn checksum(body: &str) -> String {
-    base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECKSUM_LEN)
+    String::from_utf8_lossy(&checksum_digits(body)).into_owned()
+}
+
+/// The key checksum's base62 digits, on the stack: checked on every request made with a
+/// key (a CRC-32 is below 62^6, so six digits always hold it).
+fn checksum_digits(body: &str) -> [u8; CHECKSUM_LEN] {
+    let mut crc = u64::from(crc32fast::hash(body.as_bytes()));
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(crc % 62) as usize];
+        crc /= 62;
+    }
+    digits
 }
 
 /// Base62 digits that hold any `bytes` bytes (log62(256) ≈ 1.3435 per byte).
@@ -126,12 +138,28 @@ pub fn new_id(prefix: &str) -> String {
 /// digit, which request ids and token ids spent a few hundred instructions on.
 pub fn push_random_base62(out: &mut String, len: usize) {
     let mut rng = rand::thread_rng();
-    fraction_digits(out, std::iter::repeat_with(|| rng.next_u64()), len);
+    fraction_digits(|digit| out.push(char::from(digit)), std::iter::repeat_with(|| rng.next_u64()), len);
 }
 
-/// Appends `len` base62 digits, ten from each number of `draws`: each digit is the top
-/// of the number's fraction times 62 (about 6 of its 64 bits each, 59.5 for ten).
-fn fraction_digits(out: &mut String, draws: impl Iterator<Item = u64>, len: usize) {
+/// Fills `out` with random base62 digits, as `push_random_base62` appends them.
+pub fn fill_random_base62(out: &mut [u8]) {
+    let mut rng = rand::thread_rng();
+    let mut next = out.iter_mut();
+    let len = next.len();
+    fraction_digits(
+        |digit| {
+            if let Some(slot) = next.next() {
+                *slot = digit;
+            }
+        },
+        std::iter::repeat_with(|| rng.next_u64()),
+        len,
+    );
+}
+
+/// Gives `len` base62 digits to `push`, ten from each number of `draws`: each digit is
+/// the top of the number's fraction times 62 (about 6 of its 64 bits each, 59.5 for ten).
+fn fraction_digits(mut push: impl FnMut(u8), draws: impl Iterator<Item = u64>, len: usize) {
     let mut left = len;
     for mut fraction in draws {
         if left == 0 {
@@ -139,7 +167,7 @@ fn fraction_digits(out: &mut String, draws: impl Iterator<Item = u64>, len: usiz
         }
         for _ in 0..left.min(10) {
             let product = u128::from(fraction) * 62;
-            out.push(char::from(BASE62[(product >> 64) as usize]));
+            push(BASE62[(product >> 64) as usize]);
             fraction = product as u64;
         }
         left -= left.min(10);
@@ -219,7 +247,7 @@ impl ApiKeySecret {
             return Err(KeyFormatError::Shape);
         }
         let (body, sum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
-        if !bool::from(checksum(body).as_bytes().ct_eq(sum.as_bytes())) {
+        if !bool::from(checksum_digits(body).ct_eq(sum.as_bytes())) {
             return Err(KeyFormatError::Checksum);
         }
         Ok(env)
@@ -326,7 +354,7 @@ mod tests {
     fn digits_are_the_fraction_in_base_62() {
         let digits = |draws: [u64; 2]| {
             let mut id = String::from("req_");
-            fraction_digits(&mut id, draws.into_iter(), 20);
+            fraction_digits(|digit| id.push(char::from(digit)), draws.into_iter(), 20);
             id
         };
         assert_eq!(digits([0, 0]), format!("req_{}", "0".repeat(20)));
@@ -336,12 +364,25 @@ mod tests {
         assert!(digits([u64::MAX, u64::MAX]).starts_with("req_zzzzzzzz"));
         // A length that is not a multiple of ten takes the first digits of the last draw.
         let mut short = String::new();
-        fraction_digits(&mut short, [0, 1 << 63, 0].into_iter(), 12);
+        fraction_digits(|digit| short.push(char::from(digit)), [0, 1 << 63, 0].into_iter(), 12);
         assert_eq!(short, format!("{}V0", "0".repeat(10)));
         let mut random = String::new();
         push_random_base62(&mut random, 22);
         assert_eq!(random.len(), 22);
         assert!(random.bytes().all(|b| b.is_ascii_alphanumeric()), "{random}");
+        let mut filled = [0u8; 22];
+        fill_random_base62(&mut filled);
+        assert!(filled.iter().all(u8::is_ascii_alphanumeric), "{filled:?}");
+        assert_ne!(filled, [b'0'; 22], "random digits");
+    }
+
+    #[test]
+    fn checksum_digits_are_the_base62_of_the_crc() {
+        for body in ["", "msp_live_", "msp_test_0123456789abcdefghijABCDEFGHIJ0123456789ab"] {
+            let crc = crc32fast::hash(body.as_bytes()).to_be_bytes();
+            assert_eq!(checksum(body), base62(&crc, CHECKSUM_LEN), "{body}");
+        }
+        assert_eq!(base62(&u32::MAX.to_be_bytes(), CHECKSUM_LEN).len(), CHECKSUM_LEN, "six digits hold every CRC-32");
     }
 
     #[test]

@@ -111,16 +111,56 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
 /// parameters) without three of its layers: a boxed `RouteMethod` per path, a `before`
 /// for the query and a boxed whole, each of which moved the request's future into a
 /// box of its own (four boxes a request, now two: the path's and the operation's).
-/// `OpenApiService` still makes the spec and the Swagger UI.
-pub fn router() -> poem::Route {
+/// `OpenApiService` still makes the spec and the Swagger UI. `spec` (`spec_of`) tells
+/// which operations take query parameters.
+pub fn router(spec: &str) -> poem::Route {
+    let with_query = operations_with_query(spec);
     let mut table = std::collections::HashMap::new();
     apis().add_routes(&mut table);
-    table.into_iter().fold(poem::Route::new(), |route, (path, methods)| route.at(path, Methods(methods.into_iter().collect())))
+    table.into_iter().fold(poem::Route::new(), |route, (path, methods)| {
+        let methods = methods
+            .into_iter()
+            .map(|(method, endpoint)| {
+                let query = with_query.contains(&(path.clone(), method.clone()));
+                Operation { method, query, endpoint }
+            })
+            .collect();
+        route.at(path, Methods(methods))
+    })
+}
+
+/// The operations of `spec` that declare a parameter `in: query`, by poem's route
+/// pattern (as `route_templates` writes it) and method.
+fn operations_with_query(spec: &str) -> std::collections::HashSet<(String, poem::http::Method)> {
+    let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let patterns = route_templates(spec);
+    let mut found = std::collections::HashSet::new();
+    for (pattern, template) in &patterns {
+        for (method, operation) in parsed["paths"][&**template].as_object().into_iter().flatten() {
+            let params = operation["parameters"].as_array().into_iter().flatten();
+            if params.clone().any(|p| p["in"] == "query") {
+                if let Ok(method) = method.to_uppercase().parse() {
+                    found.insert((pattern.clone(), method));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// One operation of a path.
+struct Operation {
+    method: poem::http::Method,
+    /// Whether it has `Query` parameters, which read the parsed query string from the
+    /// request's data. Only those get it: a fourth value in the request's data grew
+    /// its map (an allocation, a copy and a free) on every request.
+    query: bool,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
 }
 
 /// One path's operations by method, answered as poem's `RouteMethod` answers: a `HEAD`
 /// without its own operation is the `GET` without the body, another method is 405.
-struct Methods(Vec<(poem::http::Method, poem::endpoint::BoxEndpoint<'static>)>);
+struct Methods(Vec<Operation>);
 
 impl poem::Endpoint for Methods {
     type Output = poem::Response;
@@ -128,25 +168,52 @@ impl poem::Endpoint for Methods {
     fn call(&self, mut req: poem::Request) -> impl std::future::Future<Output = poem::Result<poem::Response>> + Send {
         use futures::future::{ready, Either, FutureExt};
         use poem::http::Method;
-        // What `into_endpoint`'s `extract_query` does: `Query` parameters read this.
-        let query: Vec<(String, String)> = req.params().unwrap_or_default();
-        req.extensions_mut().insert(poem_openapi::__private::UrlQuery(query));
-        let found = |method: &Method| self.0.iter().find(|(m, _)| m == method).map(|(_, ep)| ep);
-        match found(req.method()) {
-            Some(ep) => Either::Left(ep.call(req)),
-            None => match found(&Method::GET).filter(|_| req.method() == Method::HEAD) {
-                Some(get) => {
-                    req.set_method(Method::GET);
-                    Either::Right(Either::Left(get.call(req).map(|answer| {
-                        answer.map(|mut response| {
-                            response.set_body(());
-                            response
-                        })
-                    })))
-                }
-                None => Either::Right(Either::Right(ready(Err(poem::error::MethodNotAllowedError.into())))),
-            },
+        let found = |method: &Method| self.0.iter().find(|op| op.method == *method);
+        let (operation, head) = match found(req.method()) {
+            Some(op) => (Some(op), false),
+            None => (found(&Method::GET).filter(|_| req.method() == Method::HEAD), true),
+        };
+        let Some(operation) = operation else {
+            return Either::Right(ready(Err(poem::error::MethodNotAllowedError.into())));
+        };
+        if operation.query {
+            // What `into_endpoint`'s `extract_query` does: `Query` parameters read this.
+            let query: Vec<(String, String)> = req.params().unwrap_or_default();
+            req.extensions_mut().insert(poem_openapi::__private::UrlQuery(query));
         }
+        if head {
+            req.set_method(Method::GET);
+            Either::Left(Either::Right(operation.endpoint.call(req).map(|answer| {
+                answer.map(|mut response| {
+                    response.set_body(());
+                    response
+                })
+            })))
+        } else {
+            Either::Left(Either::Left(operation.endpoint.call(req)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod router_tests {
+    use super::*;
+
+    #[test]
+    fn only_operations_with_query_parameters_get_the_parsed_query() {
+        let with_query = operations_with_query(&spec_json());
+        let has = |pattern: &str, method: poem::http::Method| with_query.contains(&(pattern.to_owned(), method));
+        assert!(has("/api/v1/accounts", poem::http::Method::GET), "list filters and paging: {with_query:?}");
+        assert!(has("/api/v1/audit-log", poem::http::Method::GET));
+        assert!(!has("/api/v1/accounts", poem::http::Method::POST));
+        assert!(!has("/api/v1/accounts/:param0", poem::http::Method::GET));
+        assert!(!has("/api/v1/me", poem::http::Method::GET));
+        assert!(with_query.len() >= 15, "every list: {with_query:?}");
+        // The router's own patterns are the ones found.
+        let mut table = std::collections::HashMap::new();
+        apis().add_routes(&mut table);
+        let listed = table.iter().flat_map(|(path, methods)| methods.iter().map(move |(m, _)| (path.clone(), m.clone())));
+        assert_eq!(listed.filter(|op| with_query.contains(op)).count(), with_query.len(), "{:?}", table.keys().collect::<Vec<_>>());
     }
 }
 

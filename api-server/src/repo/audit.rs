@@ -6,7 +6,7 @@ use sqlx::{AnyPool, FromRow};
 use breadbox_auth::db::{Backend, Param};
 use breadbox_auth::Environment;
 
-use crate::audit::Entry;
+use crate::audit::{Call, Entry};
 use crate::domain::audit::AuditFilter;
 use crate::domain::paging::PageRequest;
 use crate::domain::Tenant;
@@ -56,7 +56,7 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
 
 /// The values of `e` in `COLUMNS` order, for both writers. A call without a credential
 /// has an empty organization and environment (key columns of SQLite's clustered table).
-fn row(e: &Entry) -> [Param<'_>; PER_ROW] {
+fn row(e: &Call) -> [Param<'_>; PER_ROW] {
     [
         Param::from(e.id.as_str()),
         Param::from(e.created_at),
@@ -68,13 +68,13 @@ fn row(e: &Entry) -> [Param<'_>; PER_ROW] {
         Param::from(&*e.route),
         Param::from(i64::from(e.status)),
         Param::from(e.latency_us),
-        Param::from(e.client_ip.as_deref()),
+        Param::from(e.client_ip.as_ref().map(|ip| ip.as_str())),
     ]
 }
 
 /// Stores `entries` in one transaction, with multi-row inserts of the few sizes of
 /// `repo::in_statements` (prepared once per connection).
-pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Entry]) -> sqlx::Result<()> {
+pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Call]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     for chunk in super::in_statements(entries) {
         let sql = insert_sql(backend, chunk.len());
@@ -123,7 +123,7 @@ impl SqliteWriter {
     }
 
     /// Stores `entries` in one transaction, as `insert` does.
-    pub fn insert(&mut self, entries: &[Entry]) -> rusqlite::Result<()> {
+    pub fn insert(&mut self, entries: &[Call]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for chunk in super::in_statements(entries) {
             let at = match self.texts.iter().position(|(rows, _)| *rows == chunk.len()) {
@@ -187,19 +187,19 @@ mod tests {
 
     use super::*;
 
-    fn entry(n: usize, org: Option<&str>) -> Entry {
-        Entry {
-            id: format!("aud_{n:027}"),
+    fn entry(n: usize, org: Option<&str>) -> Call {
+        Call {
+            id: crate::audit::InlineStr::display(format_args!("aud_{n:027}")).expect("31 characters"),
             created_at: 1_795_000_000_000 + n as i64,
-            request_id: format!("req_{n}"),
+            request_id: crate::request_id::RequestId::parse(&format!("req_{n}")).expect("a request id"),
             org_id: org.map(str::to_owned),
             env: org.map(|_| Environment::Live),
             credential_id: org.map(|_| "key_1".to_owned()),
-            method: "GET".to_owned(),
+            method: poem::http::Method::GET,
             route: Arc::from("/api/v1/me"),
             status: 200,
             latency_us: n as i64,
-            client_ip: n.is_multiple_of(2).then(|| "127.0.0.1".to_owned()),
+            client_ip: n.is_multiple_of(2).then(|| crate::audit::InlineStr::display("127.0.0.1").expect("fits")),
         }
     }
 
@@ -212,7 +212,7 @@ mod tests {
         let mut writer = SqliteWriter::open(&path).expect("the writer's connection");
 
         // 231 rows: statements of 100, 100, 25, 5 and 1 rows; one call without a credential.
-        let mut batch: Vec<Entry> = (0..230).map(|n| entry(n, Some("org_a"))).collect();
+        let mut batch: Vec<Call> = (0..230).map(|n| entry(n, Some("org_a"))).collect();
         batch.push(entry(230, None));
         writer.insert(&batch).expect("the batch is stored");
         writer.insert(&[entry(231, Some("org_a"))]).expect("a second batch");
@@ -221,7 +221,7 @@ mod tests {
         let page = PageRequest { limit: 500, after: crate::domain::paging::Position::start(), updated_since: None };
         let listed = list(db.pool(), &tenant, &AuditFilter::default(), &page).await.expect("the list");
         assert_eq!(listed.len(), 231, "every entry of the tenant, none of the credential-less one");
-        assert_eq!(listed[0].id, entry(231, None).id, "newest first");
+        assert_eq!(listed[0].id, entry(231, None).id.as_str(), "newest first");
         let oldest = listed.last().expect("entries");
         assert_eq!((oldest.request_id.as_str(), oldest.latency_us), ("req_0", 0));
         assert_eq!(oldest.client_ip.as_deref(), Some("127.0.0.1"));
