@@ -45,9 +45,8 @@ pub struct Call {
     /// Unix ms when the request arrived.
     pub created_at: i64,
     pub request_id: RequestId,
-    pub org_id: Option<String>,
-    pub env: Option<Environment>,
-    pub credential_id: Option<String>,
+    /// Who called (organization, environment, credential), when authenticated.
+    pub principal: Option<Arc<Principal>>,
     pub method: Method,
     /// The route as in the spec (`/api/v1/deals/{id}`), or the path when no route matched.
     pub route: Arc<str>,
@@ -159,9 +158,8 @@ pub fn new_entry_id(now_ms: i64) -> InlineStr<ENTRY_ID_LEN> {
 /// What the request taught us about its caller.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
-    pub org_id: Option<String>,
-    pub env: Option<Environment>,
-    pub credential_id: Option<String>,
+    /// The authenticated credential (shared with the credential cache).
+    pub principal: Option<Arc<Principal>>,
     /// poem's pattern of the route that matched (`/api/v1/deals/:param0`).
     pub route: Option<Arc<str>>,
 }
@@ -182,13 +180,8 @@ pub async fn scope<F: std::future::Future>(fut: F) -> (F::Output, Caller) {
 }
 
 /// Notes the authenticated caller of the current request.
-pub fn note_principal(principal: &Principal) {
-    let _ = CALLER.try_with(|c| {
-        let mut c = c.borrow_mut();
-        c.org_id = Some(principal.org_id.clone());
-        c.env = Some(principal.env);
-        c.credential_id = Some(principal.credential_id.clone());
-    });
+pub fn note_principal(principal: &Arc<Principal>) {
+    let _ = CALLER.try_with(|c| c.borrow_mut().principal = Some(principal.clone()));
 }
 
 /// Notes the route pattern that matched the current request.

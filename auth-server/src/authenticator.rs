@@ -68,7 +68,7 @@ impl AuthError {
 #[derive(Debug)]
 pub(crate) struct CachedKey {
     pub id: String,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     pub revoked: bool,
     /// End of a rotation's grace period (ms).
     pub expires_at: Option<i64>,
@@ -82,7 +82,7 @@ pub(crate) struct CachedKey {
 #[derive(Debug)]
 pub(crate) struct CachedToken {
     pub claims: AccessClaims,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 impl Principal {
@@ -97,8 +97,10 @@ impl Principal {
 }
 
 impl AuthService {
-    /// Authenticates a request from its headers.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    /// Authenticates a request from its headers. The principal is the credential's
+    /// cached one, shared: each request's own copy was three or four strings allocated
+    /// here and again for the audit entry, freed by the audit writer's thread.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
         let authorization = headers.get(header::AUTHORIZATION);
         let api_key = headers.get("x-api-key");
         match (authorization, api_key) {
@@ -136,7 +138,7 @@ impl AuthService {
     }
 
     /// Resolves a static key; a key failing its prefix or checksum never reaches the database.
-    pub async fn authenticate_key(&self, presented: &str) -> Result<Principal, AuthError> {
+    pub async fn authenticate_key(&self, presented: &str) -> Result<Arc<Principal>, AuthError> {
         // Checked in place and cached by the digest's bytes: the key is not copied, nor
         // its digest written in hex, unless the database is asked.
         ApiKeySecret::check(presented).map_err(|_| invalid_key())?;
@@ -176,14 +178,14 @@ impl AuthService {
         let env: Environment = record.env.parse().map_err(|_| AuthError::Internal)?;
         let scopes = ScopeSet::parse(&record.scopes).map_err(|_| AuthError::Internal)?;
         Ok(Some(Arc::new(CachedKey {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 org_id: record.org_id,
                 env,
                 scopes,
                 credential_id: record.id.clone(),
                 kind: CredentialKind::ApiKey,
                 token_id: None,
-            },
+            }),
             id: record.id,
             revoked: record.revoked_at.is_some(),
             expires_at: record.expires_at,
@@ -194,7 +196,7 @@ impl AuthService {
     }
 
     /// Verifies a JWT (once per distinct token; later only expiry and revocation).
-    pub fn authenticate_jwt(&self, token: &str) -> Result<Principal, AuthError> {
+    pub fn authenticate_jwt(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let entry = match self.token_cache.get(token) {
             Some(entry) => entry,
             None => {
@@ -205,7 +207,7 @@ impl AuthService {
                         "the access token is malformed, or its signature, issuer or audience is wrong",
                     ),
                 })?;
-                let entry = Arc::new(CachedToken { principal: principal_of(&claims)?, claims });
+                let entry = Arc::new(CachedToken { principal: Arc::new(principal_of(&claims)?), claims });
                 self.token_cache.insert(token.to_owned(), entry.clone());
                 entry
             }

@@ -154,7 +154,7 @@ impl MeApi {
     /// credential may call it; useful to check a key or token.
     #[oai(path = "/me", method = "get", operation_id = "get_me", tag = "ApiTags::Identity")]
     async fn get_me(&self, auth: Auth<AnyScope>) -> Result<Body<Single<Me>>, ApiError> {
-        Ok(Body(Single::new(Me::from(&auth.principal))))
+        Ok(Body(Single::new(Me::from(&*auth.principal))))
     }
 }
 

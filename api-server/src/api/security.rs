@@ -121,7 +121,7 @@ requirements! {
 
 /// An authenticated caller holding the scope `R` requires.
 pub struct Auth<R: Requirement> {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     _requirement: PhantomData<R>,
 }
 

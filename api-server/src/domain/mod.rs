@@ -153,6 +153,12 @@ impl From<&Principal> for Tenant {
     }
 }
 
+impl From<&std::sync::Arc<Principal>> for Tenant {
+    fn from(p: &std::sync::Arc<Principal>) -> Self {
+        Tenant::from(&**p)
+    }
+}
+
 /// Why a CRM operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {

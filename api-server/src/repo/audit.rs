@@ -4,7 +4,6 @@
 use sqlx::{AnyPool, FromRow};
 
 use breadbox_auth::db::{Backend, Param};
-use breadbox_auth::Environment;
 
 use crate::audit::{Call, Entry};
 use crate::domain::audit::AuditFilter;
@@ -61,9 +60,9 @@ fn row(e: &Call) -> [Param<'_>; PER_ROW] {
         Param::from(e.id.as_str()),
         Param::from(e.created_at),
         Param::from(e.request_id.as_str()),
-        Param::from(e.org_id.as_deref().unwrap_or("")),
-        Param::from(e.env.map_or("", Environment::as_str)),
-        Param::from(e.credential_id.as_deref()),
+        Param::from(e.principal.as_ref().map_or("", |p| p.org_id.as_str())),
+        Param::from(e.principal.as_ref().map_or("", |p| p.env.as_str())),
+        Param::from(e.principal.as_ref().map(|p| p.credential_id.as_str())),
         Param::from(e.method.as_str()),
         Param::from(&*e.route),
         Param::from(i64::from(e.status)),
@@ -186,15 +185,23 @@ mod tests {
     use breadbox_auth::db::Db;
 
     use super::*;
+    use breadbox_auth::Environment;
 
     fn entry(n: usize, org: Option<&str>) -> Call {
         Call {
             id: crate::audit::InlineStr::display(format_args!("aud_{n:027}")).expect("31 characters"),
             created_at: 1_795_000_000_000 + n as i64,
             request_id: crate::request_id::RequestId::parse(&format!("req_{n}")).expect("a request id"),
-            org_id: org.map(str::to_owned),
-            env: org.map(|_| Environment::Live),
-            credential_id: org.map(|_| "key_1".to_owned()),
+            principal: org.map(|org| {
+                Arc::new(breadbox_auth::Principal {
+                    org_id: org.to_owned(),
+                    env: Environment::Live,
+                    scopes: breadbox_auth::ScopeSet::default(),
+                    credential_id: "key_1".to_owned(),
+                    kind: breadbox_auth::CredentialKind::ApiKey,
+                    token_id: None,
+                })
+            }),
             method: poem::http::Method::GET,
             route: Arc::from("/api/v1/me"),
             status: 200,
