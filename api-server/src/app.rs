@@ -96,7 +96,7 @@ pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
     let templates = Arc::new(crate::api::route_templates(&spec));
-    let api_router = crate::api::router(&spec);
+    let api_router = crate::api::router(&spec, &templates);
     let docs = api.swagger_ui();
     let rest = Route::new().at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
     let rest = crate::ops::attach(breadbox_auth::http::attach(rest));

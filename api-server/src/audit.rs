@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use breadbox_auth::db::{Backend, Db};
 use breadbox_auth::{Environment, Principal};
 
+use crate::inline::InlineStr;
 use crate::repo;
 use crate::request_id::RequestId;
 
@@ -78,54 +79,6 @@ pub const ENTRY_ID_LEN: usize = 31;
 /// The longest text of an IP address (an IPv4-mapped IPv6 one).
 pub const IP_TEXT_MAX: usize = 45;
 
-/// Text of at most `N` bytes, held inline.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct InlineStr<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> InlineStr<N> {
-    pub fn new() -> Self {
-        InlineStr { bytes: [0; N], len: 0 }
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only whole UTF-8 text is written (`write_str`).
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-
-    /// The text of `value`'s `Display`, or `None` when it is longer than `N` bytes.
-    pub fn display(value: impl std::fmt::Display) -> Option<Self> {
-        use std::fmt::Write;
-        let mut text = InlineStr::new();
-        write!(text, "{value}").ok()?;
-        Some(text)
-    }
-}
-
-impl<const N: usize> Default for InlineStr<N> {
-    fn default() -> Self {
-        InlineStr::new()
-    }
-}
-
-impl<const N: usize> std::fmt::Write for InlineStr<N> {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        let end = self.len + text.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-impl<const N: usize> std::fmt::Debug for InlineStr<N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
 /// A new entry id: `aud_`, then the time in ms, a tag random per process and a counter,
 /// in hex. One instance's ids grow with time, so the primary key's index is appended
 /// to rather than written at random places; the tag keeps instances apart.
@@ -149,10 +102,10 @@ pub fn new_entry_id(now_ms: i64) -> InlineStr<ENTRY_ID_LEN> {
         pair[0] = DIGITS[usize::from(byte >> 4)];
         pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    let mut id = InlineStr { bytes: [0; ENTRY_ID_LEN], len: ENTRY_ID_LEN };
-    id.bytes[..4].copy_from_slice(b"aud_");
-    id.bytes[4..].copy_from_slice(&hex[5..]);
-    id
+    let mut id = [0u8; ENTRY_ID_LEN];
+    id[..4].copy_from_slice(b"aud_");
+    id[4..].copy_from_slice(&hex[5..]);
+    InlineStr::ascii(&id).unwrap_or_default()
 }
 
 /// What the request taught us about its caller.
@@ -396,17 +349,5 @@ mod tests {
         assert!(second > first);
         let tag = u32::from_str_radix(&first[15..23], 16).expect("hex");
         assert_eq!(first, format!("aud_{now_ms:011x}{tag:08x}{:08x}", sequence(&first)));
-    }
-
-    #[test]
-    fn inline_text_holds_what_fits_and_refuses_the_rest() {
-        let v4: std::net::IpAddr = [203, 0, 113, 7].into();
-        assert_eq!(InlineStr::<IP_TEXT_MAX>::display(v4).map(|t| t.as_str().to_owned()).as_deref(), Some("203.0.113.7"));
-        let longest: std::net::IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".parse().expect("an address");
-        let text = InlineStr::<IP_TEXT_MAX>::display(longest).expect("the longest address text fits");
-        assert_eq!(text.as_str(), longest.to_string());
-        assert!(InlineStr::<4>::display("12345").is_none());
-        assert_eq!(InlineStr::<4>::display("1234").map(|t| t.as_str().len()), Some(4));
-        assert_eq!(InlineStr::<4>::new().as_str(), "");
     }
 }

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod idempotency;
+pub mod inline;
 pub mod middleware;
 pub mod ops;
 pub mod repo;

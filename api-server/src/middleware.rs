@@ -15,7 +15,8 @@ use tracing::Instrument;
 use breadbox_auth::limits::Refusal;
 use breadbox_auth::AuthService;
 
-use crate::audit::{AuditLog, Call, Caller, InlineStr};
+use crate::audit::{AuditLog, Call, Caller};
+use crate::inline::InlineStr;
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, Rejected};
 use crate::request_id::{self, current_request_id, new_request_id, RequestId};
 

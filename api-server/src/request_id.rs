@@ -7,6 +7,8 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
+use crate::inline::InlineStr;
+
 tokio::task_local! {
     static REQUEST_ID: RequestId;
 }
@@ -18,32 +20,17 @@ const LEN: usize = 24;
 
 /// A request id, held inline: it is copied into the task-local, the envelope's `meta`
 /// and the audit entry of every request, where a `String` was an allocation each.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RequestId {
-    /// ASCII; `len` of them in use (an id parsed from JSON may be shorter).
-    bytes: [u8; LEN],
-    len: u8,
-}
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestId(InlineStr<LEN>);
 
 impl RequestId {
     pub fn as_str(&self) -> &str {
-        // Only ASCII is stored (`new_request_id`, `parse`).
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        self.0.as_str()
     }
 
     /// An id read back from text (`None` unless ASCII of at most 24 bytes).
     pub fn parse(text: &str) -> Option<RequestId> {
-        if text.len() > LEN || !text.is_ascii() {
-            return None;
-        }
-        let mut bytes = [0u8; LEN];
-        bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Some(RequestId { bytes, len: text.len() as u8 })
-    }
-
-    /// The id of no request (outside one).
-    pub const fn empty() -> RequestId {
-        RequestId { bytes: [0; LEN], len: 0 }
+        InlineStr::ascii(text.as_bytes()).map(RequestId)
     }
 }
 
@@ -112,12 +99,12 @@ pub fn new_request_id() -> RequestId {
     let mut bytes = [0u8; LEN];
     bytes[..4].copy_from_slice(b"req_");
     breadbox_auth::secret::fill_random_base62(&mut bytes[4..]);
-    RequestId { bytes, len: LEN as u8 }
+    RequestId(InlineStr::ascii(&bytes).unwrap_or_default())
 }
 
 /// The id of the request being answered (empty outside a request).
 pub fn current_request_id() -> RequestId {
-    REQUEST_ID.try_with(|id| *id).unwrap_or(RequestId::empty())
+    REQUEST_ID.try_with(|id| *id).unwrap_or_default()
 }
 
 /// Runs `fut` with `id` as the current request id.

@@ -111,10 +111,10 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
 /// parameters) without three of its layers: a boxed `RouteMethod` per path, a `before`
 /// for the query and a boxed whole, each of which moved the request's future into a
 /// box of its own (four boxes a request, now two: the path's and the operation's).
-/// `OpenApiService` still makes the spec and the Swagger UI. `spec` (`spec_of`) tells
-/// which operations take query parameters.
-pub fn router(spec: &str) -> poem::Route {
-    let with_query = operations_with_query(spec);
+/// `OpenApiService` still makes the spec and the Swagger UI. `spec` (`spec_of`) and its
+/// `templates` (`route_templates`) tell which operations take query parameters.
+pub fn router(spec: &str, templates: &std::collections::HashMap<String, std::sync::Arc<str>>) -> poem::Route {
+    let with_query = operations_with_query(spec, templates);
     let mut table = std::collections::HashMap::new();
     apis().add_routes(&mut table);
     table.into_iter().fold(poem::Route::new(), |route, (path, methods)| {
@@ -130,12 +130,14 @@ pub fn router(spec: &str) -> poem::Route {
 }
 
 /// The operations of `spec` that declare a parameter `in: query`, by poem's route
-/// pattern (as `route_templates` writes it) and method.
-fn operations_with_query(spec: &str) -> std::collections::HashSet<(String, poem::http::Method)> {
+/// pattern (the keys of `templates`, from `route_templates`) and method.
+fn operations_with_query(
+    spec: &str,
+    templates: &std::collections::HashMap<String, std::sync::Arc<str>>,
+) -> std::collections::HashSet<(String, poem::http::Method)> {
     let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-    let patterns = route_templates(spec);
     let mut found = std::collections::HashSet::new();
-    for (pattern, template) in &patterns {
+    for (pattern, template) in templates {
         for (method, operation) in parsed["paths"][&**template].as_object().into_iter().flatten() {
             let params = operation["parameters"].as_array().into_iter().flatten();
             if params.clone().any(|p| p["in"] == "query") {
@@ -201,7 +203,8 @@ mod router_tests {
 
     #[test]
     fn only_operations_with_query_parameters_get_the_parsed_query() {
-        let with_query = operations_with_query(&spec_json());
+        let spec = spec_json();
+        let with_query = operations_with_query(&spec, &route_templates(&spec));
         let has = |pattern: &str, method: poem::http::Method| with_query.contains(&(pattern.to_owned(), method));
         assert!(has("/api/v1/accounts", poem::http::Method::GET), "list filters and paging: {with_query:?}");
         assert!(has("/api/v1/audit-log", poem::http::Method::GET));

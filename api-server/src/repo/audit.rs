@@ -189,7 +189,7 @@ mod tests {
 
     fn entry(n: usize, org: Option<&str>) -> Call {
         Call {
-            id: crate::audit::InlineStr::display(format_args!("aud_{n:027}")).expect("31 characters"),
+            id: crate::inline::InlineStr::display(format_args!("aud_{n:027}")).expect("31 characters"),
             created_at: 1_795_000_000_000 + n as i64,
             request_id: crate::request_id::RequestId::parse(&format!("req_{n}")).expect("a request id"),
             principal: org.map(|org| {
@@ -206,7 +206,7 @@ mod tests {
             route: Arc::from("/api/v1/me"),
             status: 200,
             latency_us: n as i64,
-            client_ip: n.is_multiple_of(2).then(|| crate::audit::InlineStr::display("127.0.0.1").expect("fits")),
+            client_ip: n.is_multiple_of(2).then(|| crate::inline::InlineStr::display("127.0.0.1").expect("fits")),
         }
     }
 
