@@ -22,16 +22,18 @@
 //! `-shm` file, which every commit rewrites (its frame count, change counter and
 //! checksum; <https://www.sqlite.org/walformat.html>), is still the one it was. It is
 //! read before the transaction begins, so a commit in between makes it look changed
-//! and the next read begins afresh; never the other way round. A snapshot kept open
+//! and the next read begins afresh; never the other way round. The header is read where
+//! SQLite reads it, in the connection's own mapping of the WAL index (`WalIndex`): no
+//! system call per read, and no second handle on the `-shm` file, whose closing would
+//! drop every lock the process holds on that file (POSIX record locks belong to the
+//! process and go with the first handle closed), SQLite's own included. A snapshot kept open
 //! holds back the checkpoint of what was written after it, and the WAL's start over, so
 //! snapshots are kept only while the WAL is short (`SNAPSHOT_WAL_FRAMES_MAX`), and idle
 //! connections give theirs up after `SNAPSHOT_IDLE_MAX` (`release_idle`, run by a
 //! thread of its own).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -163,12 +165,79 @@ struct Reader {
     /// Keyed by SQL hashed with foldhash: SipHash over a statement's text was a few
     /// hundred instructions a read, twice.
     columns: HashMap<String, Vec<String>, foldhash::fast::RandomState>,
-    /// The database's `-shm` file, opened after this connection's first read: from then
-    /// on the connection holds its lock on the database, so the file is not removed and
-    /// made anew under the handle (SQLite removes it only when the last connection closes).
-    shm: Option<File>,
+    /// The WAL index as this connection maps it, found after its first read (the
+    /// connection maps it then, and keeps it mapped until it is closed).
+    wal_index: Option<WalIndex>,
     /// The open read transaction: the WAL header read just before it began, and when.
     snapshot: Option<(WalHeader, Instant)>,
+}
+
+/// Size of a region of the WAL index, as SQLite maps it (`WALINDEX_PGSZ`).
+const WAL_INDEX_REGION: i32 = 32_768;
+
+/// The first region of a connection's WAL index, where SQLite's unix VFS mapped it
+/// (shared memory over the `-shm` file), found through the VFS's own `xShmMap`.
+#[derive(Debug)]
+struct WalIndex(std::ptr::NonNull<u64>);
+
+// SAFETY: the pointer is into a shared mapping that stays put while the connection
+// that made it is open (SQLite unmaps the WAL index only when the connection closes
+// or leaves WAL mode, and `query_only` connections cannot change the journal mode);
+// a `WalIndex` lives in the same `Reader` as its connection and is only read through
+// `&self`, on whichever thread holds the reader.
+unsafe impl Send for WalIndex {}
+
+impl WalIndex {
+    /// The WAL index of `conn`, when the connection is in WAL mode and has mapped it
+    /// (after its first read).
+    fn of(conn: &Connection) -> Option<WalIndex> {
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).ok()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return None;
+        }
+        let mut file: *mut rusqlite::ffi::sqlite3_file = std::ptr::null_mut();
+        let mut region: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: `handle` is this open connection's; FILE_POINTER writes the main
+        // database's `sqlite3_file` (owned by the connection) into `file`. `xShmMap`
+        // is given the size SQLite maps regions with, and `bExtend` 0: it answers
+        // region 0 as already mapped (or null), without creating or growing anything.
+        unsafe {
+            let rc = rusqlite::ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&raw mut file).cast(),
+            );
+            if rc != rusqlite::ffi::SQLITE_OK || file.is_null() {
+                return None;
+            }
+            let methods = (*file).pMethods;
+            if methods.is_null() || (*methods).iVersion < 2 {
+                return None;
+            }
+            let map = (*methods).xShmMap?;
+            if map(file, 0, WAL_INDEX_REGION, 0, &raw mut region) != rusqlite::ffi::SQLITE_OK {
+                return None;
+            }
+        }
+        std::ptr::NonNull::new(region.cast::<u64>()).map(WalIndex)
+    }
+
+    /// The header's first copy now. Commits rewrite it in place (other processes too),
+    /// so it is read word by word, volatile: a read that overlaps a commit may mix old
+    /// and new words, which differ from the snapshot's header and so only start a new
+    /// transaction.
+    fn header(&self) -> WalHeader {
+        let mut header = [0; 48];
+        for (i, chunk) in header.chunks_exact_mut(8).enumerate() {
+            // SAFETY: region 0 is 32 KiB, page-aligned and mapped while the connection
+            // is open (see `Send` above); words 0–5 are its first 48 bytes.
+            let word = unsafe { std::ptr::read_volatile(self.0.as_ptr().add(i)) };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        header
+    }
 }
 
 /// The right to run one read (see `BUSY_MAX`), given back when dropped.
@@ -238,9 +307,9 @@ impl InlineReads {
         let popped = self.idle.lock().pop();
         let mut reader = match popped {
             Some(reader) => reader,
-            None => Reader { conn: self.open()?, columns: HashMap::default(), shm: None, snapshot: None },
+            None => Reader { conn: self.open()?, columns: HashMap::default(), wal_index: None, snapshot: None },
         };
-        let rows = reader.read(&self.path, sql, params, limit)?;
+        let rows = reader.read(sql, params, limit)?;
         let mut idle = self.idle.lock();
         if idle.len() < IDLE_MAX {
             idle.push(reader);
@@ -269,7 +338,7 @@ impl Reader {
     /// Runs one read, in the open read transaction when nothing has been committed since
     /// it began, in a new one otherwise. A connection whose read failed is closed, not
     /// reused.
-    fn read<T: DeserializeOwned>(&mut self, db: &Path, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
+    fn read<T: DeserializeOwned>(&mut self, sql: &str, params: &[Param<'_>], limit: usize) -> Result<Vec<T>, ReadError> {
         let header = self.wal_header().filter(|header| wal_frames(header) < SNAPSHOT_WAL_FRAMES_MAX);
         let current = matches!((&header, &self.snapshot), (Some(now), Some((then, _))) if now == then);
         if !current {
@@ -280,11 +349,9 @@ impl Reader {
             }
         }
         let rows = self.query(sql, params, limit)?;
-        if self.shm.is_none() {
-            let mut shm = db.as_os_str().to_owned();
-            shm.push("-shm");
-            // No `-shm` file (not in WAL mode): every read has a transaction of its own.
-            self.shm = File::open(shm).ok();
+        if self.wal_index.is_none() {
+            // Not in WAL mode: every read has a transaction of its own.
+            self.wal_index = WalIndex::of(&self.conn);
         }
         Ok(rows)
     }
@@ -292,9 +359,7 @@ impl Reader {
     /// The WAL index header now, or `None` when it cannot be read (then the read takes
     /// a transaction of its own).
     fn wal_header(&self) -> Option<WalHeader> {
-        let mut header = [0; 48];
-        self.shm.as_ref()?.read_exact_at(&mut header, 0).ok()?;
-        Some(header)
+        Some(self.wal_index.as_ref()?.header())
     }
 
     /// Ends the open read transaction, if any.
@@ -452,6 +517,25 @@ mod tests {
         assert_eq!(idle.len(), 1, "one connection did every read");
         assert_eq!(idle[0].snapshot.is_some(), !idle[0].conn.is_autocommit());
         idle[0].snapshot.is_some()
+    }
+
+    #[test]
+    fn the_mapped_wal_index_header_is_the_shm_files_first_bytes() {
+        use std::os::unix::fs::FileExt;
+        let (dir, reads) = database();
+        let _: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items", &[], 10).expect("read");
+        let writer = Connection::open(dir.path().join("t.db")).expect("open");
+        let shm = std::fs::File::open(dir.path().join("t.db-shm")).expect("the WAL index file");
+        for i in 0..3 {
+            writer.execute("INSERT INTO items VALUES (?1, 'o2', ?2, 0, 0)", rusqlite::params![format!("m{i}"), i]).expect("insert");
+            let mut on_disk = [0; 48];
+            shm.read_exact_at(&mut on_disk, 0).expect("48 bytes");
+            let idle = reads.idle.lock();
+            let mapped = idle[0].wal_header().expect("a connection in WAL mode maps its index");
+            assert_eq!(mapped, on_disk, "after commit {i}");
+            assert!(wal_frames(&mapped) > 0);
+        }
+        drop(shm);
     }
 
     #[test]
