@@ -179,7 +179,10 @@ impl Insert {
         let stmt = self.0.as_ptr();
         let mut rc = ffi::SQLITE_OK;
         for (i, value) in values.enumerate() {
-            let index = std::os::raw::c_int::try_from(i + 1).map_err(|_| too_big())?;
+            let Ok(index) = std::os::raw::c_int::try_from(i + 1) else {
+                rc = ffi::SQLITE_RANGE;
+                break;
+            };
             // SAFETY: `stmt` is a live statement of `conn`. A text is bound as
             // `SQLITE_STATIC`: it must stay valid until the statement is reset or
             // bound again, and it does: `values` borrow from the caller's entries for
