@@ -85,7 +85,6 @@ pub const IP_TEXT_MAX: usize = 45;
 pub fn new_entry_id(now_ms: i64) -> InlineStr<ENTRY_ID_LEN> {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::LazyLock;
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     static TAG: LazyLock<u32> = LazyLock::new(rand::random);
     static SEQUENCE: AtomicU32 = AtomicU32::new(0);
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -98,10 +97,7 @@ pub fn new_entry_id(now_ms: i64) -> InlineStr<ENTRY_ID_LEN> {
     fields[8..12].copy_from_slice(&TAG.to_be_bytes());
     fields[12..].copy_from_slice(&sequence.to_be_bytes());
     let mut hex = [0u8; 32];
-    for (pair, byte) in hex.chunks_exact_mut(2).zip(fields) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
-    }
+    breadbox_auth::secret::write_hex(&fields, &mut hex);
     let mut id = [0u8; ENTRY_ID_LEN];
     id[..4].copy_from_slice(b"aud_");
     id[4..].copy_from_slice(&hex[5..]);

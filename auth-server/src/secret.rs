@@ -183,13 +183,19 @@ pub fn sha256_hex(input: &[u8]) -> String {
 /// through an iterator of chars, about 1,800 instructions for a SHA-256 (in callgrind),
 /// and every authenticated request hashes its key, every detail answer its ETag.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0xf)]);
-    }
+    let mut out = vec![0; bytes.len() * 2];
+    write_hex(bytes, &mut out);
     String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+/// Writes the lower-case hex of `bytes` into `out`, two digits a byte, as far as `out`
+/// holds them (for text held inline rather than in a `String`).
+pub fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
 }
 
 /// Why a presented key was refused before any database work.
