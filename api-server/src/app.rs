@@ -95,8 +95,10 @@ impl Application {
 pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl poem::Endpoint<Output = Response> {
     let api = openapi_service("/");
     let spec = Arc::<str>::from(crate::api::spec_of(&api));
-    let templates = Arc::new(crate::api::route_templates(&spec));
-    let api_router = crate::api::router(&spec, &templates);
+    // Parsed once for both: the routes' templates and which operations read a query.
+    let document: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
+    let templates = Arc::new(crate::api::route_templates(&document));
+    let api_router = crate::api::router(&document, &templates);
     let docs = api.swagger_ui();
     let rest = Route::new().at(SPEC_PATH, get(spec_endpoint).data(spec)).nest("/docs", docs);
     let rest = crate::ops::attach(breadbox_auth::http::attach(rest));

@@ -111,9 +111,9 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
 /// parameters) without three of its layers: a boxed `RouteMethod` per path, a `before`
 /// for the query and a boxed whole, each of which moved the request's future into a
 /// box of its own (four boxes a request, now two: the path's and the operation's).
-/// `OpenApiService` still makes the spec and the Swagger UI. `spec` (`spec_of`) and its
-/// `templates` (`route_templates`) tell which operations take query parameters.
-pub fn router(spec: &str, templates: &std::collections::HashMap<String, std::sync::Arc<str>>) -> poem::Route {
+/// `OpenApiService` still makes the spec and the Swagger UI. `spec` (`spec_of`, parsed)
+/// and its `templates` (`route_templates`) tell which operations take query parameters.
+pub fn router(spec: &serde_json::Value, templates: &std::collections::HashMap<String, std::sync::Arc<str>>) -> poem::Route {
     let with_query = operations_with_query(spec, templates);
     let mut table = std::collections::HashMap::new();
     apis().add_routes(&mut table);
@@ -132,13 +132,12 @@ pub fn router(spec: &str, templates: &std::collections::HashMap<String, std::syn
 /// The operations of `spec` that declare a parameter `in: query`, by poem's route
 /// pattern (the keys of `templates`, from `route_templates`) and method.
 fn operations_with_query(
-    spec: &str,
+    spec: &serde_json::Value,
     templates: &std::collections::HashMap<String, std::sync::Arc<str>>,
 ) -> std::collections::HashSet<(String, poem::http::Method)> {
-    let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
     let mut found = std::collections::HashSet::new();
     for (pattern, template) in templates {
-        for (method, operation) in parsed["paths"][&**template].as_object().into_iter().flatten() {
+        for (method, operation) in spec["paths"][&**template].as_object().into_iter().flatten() {
             let params = operation["parameters"].as_array().into_iter().flatten();
             if params.clone().any(|p| p["in"] == "query") {
                 if let Ok(method) = method.to_uppercase().parse() {
@@ -203,7 +202,7 @@ mod router_tests {
 
     #[test]
     fn only_operations_with_query_parameters_get_the_parsed_query() {
-        let spec = spec_json();
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the spec is JSON");
         let with_query = operations_with_query(&spec, &route_templates(&spec));
         let has = |pattern: &str, method: poem::http::Method| with_query.contains(&(pattern.to_owned(), method));
         assert!(has("/api/v1/accounts", poem::http::Method::GET), "list filters and paging: {with_query:?}");
@@ -240,10 +239,9 @@ pub fn spec_of(service: &OpenApiService<Apis, ()>) -> String {
 
 /// The route templates of the spec (`/api/v1/deals/{id}`) by method and poem's route
 /// pattern of the same operation (`GET /api/v1/deals/:param0`), for the audit log.
-pub fn route_templates(spec: &str) -> std::collections::HashMap<String, std::sync::Arc<str>> {
-    let parsed: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+pub fn route_templates(spec: &serde_json::Value) -> std::collections::HashMap<String, std::sync::Arc<str>> {
     let mut templates = std::collections::HashMap::new();
-    for (path, item) in parsed["paths"].as_object().into_iter().flatten() {
+    for (path, item) in spec["paths"].as_object().into_iter().flatten() {
         let mut pattern = String::with_capacity(path.len());
         let mut params = 0;
         let mut in_param = false;
