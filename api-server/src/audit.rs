@@ -3,7 +3,8 @@
 //! `FLUSH_EVERY` (or when the channel is half full), takes everything queued and stores
 //! it in transactions of up to `BATCH` entries, so a request never waits for the
 //! database, nor wakes the writer. On SQLite on a file the writer is a thread of its
-//! own with its own connection (`repo::audit::SqliteWriter`); on PostgreSQL a task
+//! own with its own connection (`repo::audit::SqliteWriter`) to the audit log's own
+//! file (`Db::audit_path`); on PostgreSQL a task
 //! writing through the pool. When the channel is full an entry is dropped and
 //! counted (`breadbox_audit_dropped_total`) rather than slowing the request. At
 //! shutdown the writer drains the channel and flushes once more.
@@ -180,7 +181,7 @@ pub struct AuditWriter {
     wake: Arc<Wake>,
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's file: written by a thread of the writer's own.
+    /// The audit log's SQLite file: written by a thread of the writer's own.
     sqlite_path: Option<PathBuf>,
 }
 
@@ -193,7 +194,7 @@ pub fn channel(db: &Db) -> (AuditLog, AuditWriter) {
         wake: wake.clone(),
         pool: db.writer().clone(),
         backend: db.backend(),
-        sqlite_path: db.sqlite_path().map(PathBuf::from),
+        sqlite_path: db.audit_path(),
     };
     (AuditLog { tx, wake }, writer)
 }

@@ -42,7 +42,7 @@ impl AuditFilter {
 
 /// One page of the tenant's entries, newest first.
 pub async fn list(crm: &Crm, tenant: &Tenant, filter: &AuditFilter, page: &PageRequest) -> Result<Page<Entry>, DomainError> {
-    let rows = repo::audit::list(crm.pool(), tenant, filter, page).await?;
+    let rows = repo::audit::list(crm.db().audit(), tenant, filter, page).await?;
     let page = Page::from_rows(rows, page, |r| Position { created_at: r.created_at, id: r.id.clone() });
     Ok(page.map(Entry::from))
 }

@@ -108,7 +108,7 @@ pub struct SqliteWriter {
 }
 
 impl SqliteWriter {
-    /// Opens the database file (created and migrated by the server already).
+    /// Opens the audit log's database file (created and migrated by the server already).
     pub fn open(path: &std::path::Path) -> rusqlite::Result<SqliteWriter> {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(
@@ -316,7 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = Db::connect(None, dir.path(), 2).await.expect("a SQLite database");
         db.migrate().await.expect("migrations");
-        let path = db.sqlite_path().expect("SQLite on a file").to_path_buf();
+        let path = db.audit_path().expect("SQLite on a file");
         let mut writer = SqliteWriter::open(&path).expect("the writer's connection");
 
         // 231 rows: statements of 100, 100, 25, 5 and 1 rows; one call without a credential.
@@ -327,7 +327,7 @@ mod tests {
 
         let tenant = Tenant { org_id: "org_a".to_owned(), env: Environment::Live };
         let page = PageRequest { limit: 500, after: crate::domain::paging::Position::start(), updated_since: None };
-        let listed = list(db.pool(), &tenant, &AuditFilter::default(), &page).await.expect("the list");
+        let listed = list(db.audit(), &tenant, &AuditFilter::default(), &page).await.expect("the list");
         assert_eq!(listed.len(), 231, "every entry of the tenant, none of the credential-less one");
         assert_eq!(listed[0].id, entry(231, None).id.as_str(), "newest first");
         let oldest = listed.last().expect("entries");
@@ -337,7 +337,7 @@ mod tests {
 
         let anonymous: (String, String, Option<String>) =
             sqlx::query_as("SELECT org_id, env, credential_id FROM audit_log WHERE request_id = 'req_230'")
-                .fetch_one(db.pool())
+                .fetch_one(db.audit())
                 .await
                 .expect("the credential-less entry");
         assert_eq!(anonymous, (String::new(), String::new(), None));
@@ -348,7 +348,7 @@ mod tests {
         let message = format!("{:?}", refused.expect_err("a duplicate primary key"));
         assert!(message.contains("UNIQUE constraint failed"), "{message}");
         writer.insert(&[entry(233, Some("org_a"))]).expect("the next batch");
-        let listed = list(db.pool(), &tenant, &AuditFilter::default(), &page).await.expect("the list");
+        let listed = list(db.audit(), &tenant, &AuditFilter::default(), &page).await.expect("the list");
         assert_eq!(listed.len(), 232, "the refused batch rolled back whole");
         assert_eq!(listed[0].id, entry(233, None).id.as_str());
         db.close().await;

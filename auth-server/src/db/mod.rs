@@ -20,6 +20,8 @@ pub use inline::{Param, ReadError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+/// The audit log's own file on SQLite (`audit_file`).
+static SQLITE_AUDIT_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite-audit");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -38,6 +40,9 @@ pub struct Db {
     backend: Backend,
     /// SQLite on a file: connections for `fetch_one_by_key`, `fetch_few` and `fetch_list`.
     inline: Option<Arc<InlineReads>>,
+    /// The audit log's database: on SQLite on a file, a file of its own (`audit_file`);
+    /// otherwise `pool`.
+    audit: AnyPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,11 +114,23 @@ impl Db {
             Backend::Sqlite => pool_options(1).connect_with(options).await.map_err(DbError::Connect)?,
             Backend::Postgres => pool.clone(),
         };
-        let inline = match backend {
-            Backend::Sqlite => sqlite_file(&url).map(InlineReads::shared).transpose().map_err(DbError::Thread)?,
+        let file = match backend {
+            Backend::Sqlite => sqlite_file(&url),
             Backend::Postgres => None,
         };
-        Ok(Db { pool, writer, backend, inline })
+        let audit = match &file {
+            Some(path) => {
+                let file = SqliteConnectOptions::new().filename(audit_file(path)).create_if_missing(true);
+                let options = AnyConnectOptions::from_url(&file.to_url_lossy())
+                    .map_err(DbError::Connect)?
+                    .log_statements(tracing::log::LevelFilter::Trace)
+                    .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+                pool_options(2).connect_with(options).await.map_err(DbError::Connect)?
+            }
+            None => pool.clone(),
+        };
+        let inline = file.map(InlineReads::shared).transpose().map_err(DbError::Thread)?;
+        Ok(Db { pool, writer, backend, inline, audit })
     }
 
     /// The inline reads and a slot for one, when this is SQLite on a file and fewer
@@ -166,25 +183,58 @@ impl Db {
         bind_all(sqlx::query_as(sql), params).fetch_all(&self.pool).await
     }
 
+    /// Applies every migration; on SQLite on a file also those of the audit log's file,
+    /// and moves into it the entries that an earlier version kept in the main file.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
+        if let Some(path) = self.sqlite_path() {
+            SQLITE_AUDIT_MIGRATIONS.run(&self.audit).await?;
+            self.move_audit_entries(path).await.map_err(|err| DbError::Migrate(err.into()))?;
+        }
         Ok(())
     }
 
-    /// Whether the database answers and every known migration is applied.
+    /// Copies the main file's audit entries into the audit log's file, then deletes them
+    /// from the main file: a crash in between leaves them in both, and the next start
+    /// copies again, skipping those already there (same key), and deletes them.
+    async fn move_audit_entries(&self, main_file: &Path) -> sqlx::Result<()> {
+        let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM audit_log LIMIT 1").fetch_optional(&self.pool).await?;
+        if any.is_none() {
+            return Ok(());
+        }
+        const COLUMNS: &str =
+            "org_id, env, created_at, id, request_id, credential_id, method, route, status, latency_us, client_ip";
+        let mut conn = self.audit.acquire().await?;
+        sqlx::query("ATTACH DATABASE $1 AS moved")
+            .bind(main_file.to_string_lossy().into_owned())
+            .execute(&mut *conn)
+            .await?;
+        let copied = sqlx::query(&format!(
+            "INSERT OR IGNORE INTO main.audit_log ({COLUMNS}) SELECT {COLUMNS} FROM moved.audit_log"
+        ))
+        .execute(&mut *conn)
+        .await;
+        sqlx::query("DETACH DATABASE moved").execute(&mut *conn).await?;
+        let copied = copied?.rows_affected();
+        let deleted = sqlx::query("DELETE FROM audit_log").execute(&self.writer).await?.rows_affected();
+        tracing::info!(copied, deleted, "moved the audit log into its own file");
+        Ok(())
+    }
+
+    /// Whether the database answers and every known migration is applied (on SQLite on
+    /// a file, the audit log's file's too).
     pub async fn ready(&self) -> bool {
-        let expected = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.iter().count() as i64,
-            Backend::Postgres => POSTGRES_MIGRATIONS.iter().count() as i64,
+        let (expected, audit_expected) = match self.backend {
+            Backend::Sqlite => (SQLITE_MIGRATIONS.iter().count(), SQLITE_AUDIT_MIGRATIONS.iter().count()),
+            Backend::Postgres => (POSTGRES_MIGRATIONS.iter().count(), 0),
         };
-        let applied: Result<(i64,), _> =
-            sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_one(&self.pool)
-                .await;
-        matches!(applied, Ok((n,)) if n >= expected)
+        if !migrations_applied(&self.pool, expected).await {
+            return false;
+        }
+        self.sqlite_path().is_none() || migrations_applied(&self.audit, audit_expected).await
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -194,6 +244,16 @@ impl Db {
     /// The pool for writes (on SQLite a single connection; see `Db`).
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// The audit log's pool (see `Db::audit`).
+    pub fn audit(&self) -> &AnyPool {
+        &self.audit
+    }
+
+    /// The audit log's own SQLite file, when this is SQLite on a file.
+    pub fn audit_path(&self) -> Option<std::path::PathBuf> {
+        self.sqlite_path().map(audit_file)
     }
 
     pub fn backend(&self) -> Backend {
@@ -208,7 +268,16 @@ impl Db {
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
+        self.audit.close().await;
     }
+}
+
+/// Whether at least `expected` migrations have been applied successfully to `pool`'s
+/// database.
+async fn migrations_applied(pool: &AnyPool, expected: usize) -> bool {
+    let applied: Result<(i64,), _> =
+        sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE").fetch_one(pool).await;
+    matches!(applied, Ok((n,)) if usize::try_from(n).is_ok_and(|n| n >= expected))
 }
 
 /// Binds `params` in order to a query of the `Any` driver.
@@ -235,6 +304,12 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     Some(options.get_filename().to_path_buf())
 }
 
+/// The audit log's file beside the SQLite file `main` (`breadbox.db` →
+/// `breadbox.audit.db`).
+fn audit_file(main: &Path) -> std::path::PathBuf {
+    main.with_extension("audit.db")
+}
+
 /// A database URL with its password replaced, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -257,5 +332,61 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSERT: &str = "INSERT INTO audit_log \
+        (org_id, env, created_at, id, request_id, credential_id, method, route, status, latency_us, client_ip) \
+        VALUES ('org_a', 'live', $1, $2, 'req_1', 'key_1', 'GET', '/api/v1/me', 200, 7, NULL)";
+
+    async fn ids(pool: &AnyPool) -> Vec<String> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM audit_log ORDER BY id").fetch_all(pool).await.expect("the audit log");
+        rows.into_iter().map(|(id,)| id).collect()
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_has_a_file_of_its_own_and_entries_of_the_main_file_move_there() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = Db::connect(None, dir.path(), 2).await.expect("a SQLite database");
+        db.migrate().await.expect("migrations");
+        assert_eq!(db.audit_path(), Some(dir.path().join("breadbox.audit.db")));
+        assert!(db.ready().await, "both files migrated");
+
+        // Entries an earlier version wrote into the main file, one of which a start
+        // that crashed between copying and deleting had already copied.
+        for (at, id) in [(1, "aud_1"), (2, "aud_2")] {
+            sqlx::query(INSERT).bind(at).bind(id).execute(db.writer()).await.expect("an old entry");
+        }
+        sqlx::query(INSERT).bind(2).bind("aud_2").execute(db.audit()).await.expect("a copied entry");
+        sqlx::query(INSERT).bind(3).bind("aud_3").execute(db.audit()).await.expect("a new entry");
+        db.close().await;
+
+        let db = Db::connect(None, dir.path(), 2).await.expect("the same database again");
+        db.migrate().await.expect("migrations, and the move");
+        assert_eq!(ids(db.audit()).await, ["aud_1", "aud_2", "aud_3"], "each entry once, in the audit file");
+        assert!(ids(db.pool()).await.is_empty(), "none left in the main file");
+        db.migrate().await.expect("migrating again moves nothing");
+        assert_eq!(ids(db.audit()).await.len(), 3);
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_keeps_its_audit_log_in_its_own_pool() {
+        let db = Db::connect(Some("sqlite::memory:"), Path::new("."), 1).await.expect("an in-memory database");
+        db.migrate().await.expect("migrations");
+        assert_eq!(db.audit_path(), None);
+        sqlx::query(INSERT).bind(1).bind("aud_1").execute(db.audit()).await.expect("an entry");
+        assert_eq!(ids(db.pool()).await, ["aud_1"], "the audit pool is the main pool");
+    }
+
+    #[test]
+    fn the_audit_file_sits_beside_the_main_file() {
+        assert_eq!(audit_file(Path::new("/data/breadbox.db")), Path::new("/data/breadbox.audit.db"));
+        assert_eq!(audit_file(Path::new("/data/crm")), Path::new("/data/crm.audit.db"));
     }
 }
