@@ -97,10 +97,8 @@ pub async fn insert(pool: &AnyPool, backend: Backend, entries: &[Call]) -> sqlx:
 /// an entry in the worker thread at 80,000 calls a second, and as much again in the
 /// server's threads). Here a batch is bound straight into statements prepared once.
 ///
-/// This connection takes SQLite's write lock for each batch (a transaction of up to
-/// 500 rows, well under a millisecond), beside the server's single writer
-/// connection: a write that meets it waits in SQLite's busy handler (a first retry
-/// after 1 ms) rather than in the writer's queue.
+/// Nothing else writes the audit log's file (`Db::audit_path`), so its write lock,
+/// taken for a batch at a time, holds up no API write.
 pub struct SqliteWriter {
     /// Declared before `conn`, so that they are finalized before it closes.
     statements: Vec<(usize, Insert)>,
