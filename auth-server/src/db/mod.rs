@@ -197,9 +197,11 @@ impl Db {
         Ok(())
     }
 
-    /// Copies the main file's audit entries into the audit log's file, then deletes them
-    /// from the main file: a crash in between leaves them in both, and the next start
-    /// copies again, skipping those already there (same key), and deletes them.
+    /// Copies the main file's audit entries into the audit log's file, then deletes from
+    /// the main file those the audit file holds: a crash in between leaves them in both,
+    /// and the next start copies again, skipping those already there (same key), and
+    /// deletes them. An entry that an older server on the same file writes meanwhile
+    /// stays for the next start.
     async fn move_audit_entries(&self, main_file: &Path) -> sqlx::Result<()> {
         let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM audit_log LIMIT 1").fetch_optional(&self.pool).await?;
         if any.is_none() {
@@ -212,14 +214,18 @@ impl Db {
             .bind(main_file.to_string_lossy().into_owned())
             .execute(&mut *conn)
             .await?;
-        let copied = sqlx::query(&format!(
-            "INSERT OR IGNORE INTO main.audit_log ({COLUMNS}) SELECT {COLUMNS} FROM moved.audit_log"
-        ))
-        .execute(&mut *conn)
+        let copy = format!("INSERT OR IGNORE INTO main.audit_log ({COLUMNS}) SELECT {COLUMNS} FROM moved.audit_log");
+        let delete = "DELETE FROM moved.audit_log AS old WHERE EXISTS (SELECT 1 FROM main.audit_log AS kept \
+                      WHERE kept.org_id = old.org_id AND kept.env = old.env \
+                        AND kept.created_at = old.created_at AND kept.id = old.id)";
+        let moved = async {
+            let copied = sqlx::query(&copy).execute(&mut *conn).await?.rows_affected();
+            let deleted = sqlx::query(delete).execute(&mut *conn).await?.rows_affected();
+            Ok::<_, sqlx::Error>((copied, deleted))
+        }
         .await;
         sqlx::query("DETACH DATABASE moved").execute(&mut *conn).await?;
-        let copied = copied?.rows_affected();
-        let deleted = sqlx::query("DELETE FROM audit_log").execute(&self.writer).await?.rows_affected();
+        let (copied, deleted) = moved?;
         tracing::info!(copied, deleted, "moved the audit log into its own file");
         Ok(())
     }
