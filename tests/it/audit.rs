@@ -1,6 +1,6 @@
 //! The audit log: every call under /api/v1 is recorded (refusals too), listed newest
 //! first to the caller's organization and environment only, filtered, paged, and kept
-//! across a graceful stop.
+//! across a graceful stop and, on SQLite, from where an earlier version kept them.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use breadbox_auth::Environment;
 use breadbox_tests::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 use crate::crm::*;
 
@@ -190,3 +191,52 @@ both_backends!(
     each_org_and_environment_sees_only_its_own,
     entries_written_just_before_a_graceful_stop_are_kept,
 );
+
+/// A database an earlier version wrote, with its audit entries in the main file: the
+/// next server moves them into the audit log's own file, and lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_an_earlier_version_kept_in_the_main_file_are_moved_and_listed() {
+    run(Backend::Sqlite, |h| {
+        Box::pin(async move {
+            let mut app = h.app().await;
+            app.stop().await;
+            let main_file = app.data_dir().join("breadbox.db");
+            sqlx::any::install_default_drivers();
+            let url = format!("sqlite://{}", main_file.display());
+            let mut conn = sqlx::AnyConnection::connect(&url).await.expect("the main file");
+            sqlx::query(
+                "INSERT INTO audit_log \
+                 (org_id, env, created_at, id, request_id, credential_id, method, route, status, latency_us, client_ip) \
+                 VALUES ($1, 'live', $2, 'aud_from_an_earlier_version', 'req_earlier', NULL, 'GET', '/api/v1/me', 200, 5, NULL)",
+            )
+            .bind(&app.org_id)
+            .bind(breadbox_auth::db::now_ms() - 60_000)
+            .execute(&mut conn)
+            .await
+            .expect("an entry where an earlier version wrote it");
+            conn.close().await.expect("close");
+
+            let peer = app.spawn_peer().await;
+            let response = app
+                .http
+                .get(peer.url("/api/v1/audit-log?limit=100"))
+                .header("X-API-Key", &app.admin_key)
+                .send()
+                .await
+                .expect("request");
+            let (status, body) = read(response).await;
+            peer.stop().await;
+            assert_eq!(status, 200, "{body}");
+            let entries = body["data"].as_array().expect("data");
+            assert!(request_ids(entries).contains("req_earlier"), "the earlier entry is listed: {body}");
+
+            let mut conn = sqlx::AnyConnection::connect(&url).await.expect("the main file");
+            let (left,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM audit_log").fetch_one(&mut conn).await.expect("count");
+            conn.close().await.expect("close");
+            assert_eq!(left, 0, "nothing left in the main file");
+            assert!(app.data_dir().join("breadbox.audit.db").exists(), "the audit log's own file");
+        })
+    })
+    .await;
+}
