@@ -81,10 +81,7 @@ impl Db {
         } else {
             return Err(DbError::UnsupportedUrl(redact_url(&url)));
         };
-        let options = AnyConnectOptions::from_str(&url)
-            .map_err(DbError::Connect)?
-            .log_statements(tracing::log::LevelFilter::Trace)
-            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let options = logged(AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?);
         let pool_options = |max_connections: u32| {
             AnyPoolOptions::new()
                 .max_connections(max_connections)
@@ -121,10 +118,7 @@ impl Db {
         let audit = match &file {
             Some(path) => {
                 let file = SqliteConnectOptions::new().filename(audit_file(path)).create_if_missing(true);
-                let options = AnyConnectOptions::from_url(&file.to_url_lossy())
-                    .map_err(DbError::Connect)?
-                    .log_statements(tracing::log::LevelFilter::Trace)
-                    .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+                let options = logged(AnyConnectOptions::from_url(&file.to_url_lossy()).map_err(DbError::Connect)?);
                 pool_options(2).connect_with(options).await.map_err(DbError::Connect)?
             }
             None => pool.clone(),
@@ -276,6 +270,14 @@ impl Db {
         self.pool.close().await;
         self.audit.close().await;
     }
+}
+
+/// `options` with statements logged at trace level, and those slower than 500 ms as
+/// warnings.
+fn logged(options: AnyConnectOptions) -> AnyConnectOptions {
+    options
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500))
 }
 
 /// Whether at least `expected` migrations have been applied successfully to `pool`'s
