@@ -36,7 +36,7 @@ pub const REPLAYED: &str = "idempotent-replayed";
 pub const KEEP_MS: i64 = 24 * 60 * 60 * 1000;
 /// A claim still running after this long belongs to a process that died.
 const ABANDONED_MS: i64 = 10 * 60 * 1000;
-const MAX_KEY_LEN: usize = 255;
+pub(crate) const MAX_KEY_LEN: usize = 255;
 /// Largest body of a request with a key (the body is buffered to fingerprint it).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The headers of an answer that are replayed with it.

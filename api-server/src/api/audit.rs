@@ -8,6 +8,7 @@ use poem_openapi::param::Query;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminRead, Auth, Scopes};
 use super::wire::Body;
@@ -109,22 +110,22 @@ impl AuditApi {
         /// Only calls answered with this HTTP status.
         status: Query<Option<i64>>,
         /// Only calls made at or after this RFC 3339 time.
-        from: Query<Option<String>>,
+        from: Query<Option<Time>>,
         /// Only calls made before this RFC 3339 time.
-        to: Query<Option<String>>,
+        to: Query<Option<Time>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only calls made at or after this RFC 3339 time (as `from`).
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<AuditEntry>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "audit-log", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
-        let from = time_param("from", from.0.as_deref())?;
-        let to = time_param("to", to.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
+        let from = time_param("from", from.0.as_ref().map(|t| t.value.as_str()))?;
+        let to = time_param("to", to.0.as_ref().map(|t| t.value.as_str()))?;
         let filter = AuditFilter::new(credential_id.0, status.0, from, to)?;
         let entries = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(entries, AuditEntry::from)))

@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
 use super::wire::{given, patch, precondition, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
@@ -284,16 +285,16 @@ impl ComplianceApi {
         /// Only items in this status.
         status: Query<Option<ComplianceStatus>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only items changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<ComplianceItem>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "compliance_items", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = ItemFilter { account_id: account_id.0, framework: framework.0.map(Into::into), status: status.0.map(Into::into) };
         let items = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(items, ComplianceItem::from)))

@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
 use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
@@ -255,16 +256,16 @@ impl ContactsApi {
         #[oai(name = "accountId")]
         account_id: Query<Option<String>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only contacts changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<Contact>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "contacts", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let contacts = domain::list(crm, &tenant, &ContactFilter { account_id: account_id.0 }, &page).await?;
         Ok(Body(listing.respond(contacts, Contact::from)))
     }

@@ -9,6 +9,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 use serde_json::Value;
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, ContractsRead, Scopes};
 use super::wire::{to_wire, Body, Tagged};
@@ -302,16 +303,16 @@ impl ContractsApi {
         /// Only contracts with this status.
         status: Query<Option<ContractStatus>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only contracts changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<Contract>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "contracts", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = ContractFilter { account_id: account_id.0, status: status.0.map(Into::into) };
         let contracts = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(contracts, Contract::from)))

@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
 use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
@@ -312,16 +313,16 @@ impl DealsApi {
         #[oai(name = "accountId")]
         account_id: Query<Option<String>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only deals changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<Deal>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "deals", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = DealFilter { stage: stage.0.map(Into::into), account_id: account_id.0 };
         let deals = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(deals, Deal::from)))

@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, HealthRead, HealthWrite, Scopes};
 use super::wire::{to_wire, Body, IdempotencyKey, Required};
@@ -272,16 +273,16 @@ impl HealthApi {
         /// Only accounts whose score is in this band.
         band: Query<Option<HealthBand>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only scores computed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<HealthScore>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "health-scores", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = HealthFilter { band: band.0.map(Into::into) };
         let scores = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(scores, HealthScore::from)))

@@ -16,6 +16,7 @@ pub mod me;
 pub mod mrr;
 pub mod onboarding;
 pub mod paging;
+pub mod params;
 pub mod reconciliation;
 pub mod security;
 pub mod touchpoints;

@@ -10,6 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
 use super::wire::{Body, Created, EnumText, IdempotencyKey, Required, Tagged};
@@ -258,16 +259,16 @@ impl OnboardingApi {
         /// Only projects in this status.
         status: Query<Option<OnboardingStatus>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only projects changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<OnboardingProject>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "onboarding_projects", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = ProjectFilter { account_id: account_id.0, status: status.0.map(Into::into) };
         let projects = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(projects, OnboardingProject::from)))

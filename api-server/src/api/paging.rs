@@ -4,6 +4,7 @@
 
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 
+use super::params::{Limit, Time};
 use crate::domain::paging::{Page, PageRequest, Position, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::{Crm, Tenant};
 use crate::envelope::List;
@@ -24,10 +25,10 @@ impl<'a> Listing<'a> {
     }
 
     /// Validates the paging parameters of a request.
-    pub fn request(&self, limit: Option<i64>, cursor: Option<&str>, updated_since: Option<&str>) -> Result<PageRequest, ApiError> {
+    pub fn request(&self, limit: Option<Limit>, cursor: Option<&str>, updated_since: Option<Time>) -> Result<PageRequest, ApiError> {
         let updated_since = match updated_since {
             None => None,
-            Some(text) => Some(parse_rfc3339(text.trim()).ok_or_else(|| {
+            Some(time) => Some(parse_rfc3339(time.value.trim()).ok_or_else(|| {
                 ApiError::bad_request("`updatedSince` must be an RFC 3339 time such as 2024-05-01T00:00:00Z")
             })?),
         };
@@ -35,7 +36,7 @@ impl<'a> Listing<'a> {
             None => Position::start(),
             Some(text) => self.crm.cursors().decode(self.name, self.tenant, text)?,
         };
-        let limit = match limit {
+        let limit = match limit.map(|l| l.value) {
             None => DEFAULT_LIMIT,
             Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => n as u32,
             Some(_) => {

@@ -10,6 +10,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
+use super::params::{Limit, Time};
 use super::contracts::ServiceCategory;
 use super::paging::Listing;
 use super::security::{Auth, ReconciliationRead, ReconciliationWrite, Scopes};
@@ -200,16 +201,16 @@ impl ReconciliationApi {
         #[oai(name = "hasVariance")]
         has_variance: Query<Option<bool>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only records created at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<Reconciliation>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "reconciliation", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = ReconciliationFilter { account_id: account_id.0, has_variance: has_variance.0 };
         let records = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(records, Reconciliation::from)))

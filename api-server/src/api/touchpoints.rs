@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
 use super::wire::{etag_header, to_wire, Body, EnumText, IdempotencyKey, Required, Tagged};
@@ -234,16 +235,16 @@ impl TouchpointsApi {
         #[oai(name = "type")]
         kind: Query<Option<TouchpointType>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only touchpoints changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<Touchpoint>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "touchpoints", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let filter = TouchpointFilter { account_id: account_id.0, kind: kind.0.map(Into::into) };
         let items = domain::list(crm, &tenant, &filter, &page).await?;
         Ok(Body(listing.respond(items, Touchpoint::from)))

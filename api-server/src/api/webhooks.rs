@@ -10,6 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
 use super::wire::{given, patch, Body, IdempotencyKey, Required};
@@ -251,16 +252,16 @@ impl WebhooksApi {
         #[oai(scope = "Scopes::AdminRead")] auth: Auth<AdminRead>,
         Data(crm): Data<&Arc<Crm>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only endpoints changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<WebhookEndpoint>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "webhook_endpoints", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         Ok(Body(listing.respond(domain::list(crm, &tenant, &page).await?, WebhookEndpoint::from)))
     }
 
@@ -389,16 +390,16 @@ impl WebhooksApi {
         /// Only deliveries in this state.
         status: Query<Option<DeliveryStatus>>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Only deliveries changed at or after this RFC 3339 time.
         #[oai(name = "updatedSince")]
-        updated_since: Query<Option<String>>,
+        updated_since: Query<Option<Time>>,
     ) -> Result<Body<List<WebhookDelivery>>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let listing = Listing::new(crm, "webhook_deliveries", &tenant);
-        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0.as_deref())?;
+        let page = listing.request(limit.0, cursor.0.as_deref(), updated_since.0)?;
         let found = deliveries::list(crm, &tenant, &id, status.0.map(DeliveryStatus::as_str), &page).await?;
         Ok(Body(listing.respond(found, WebhookDelivery::from)))
     }
@@ -416,7 +417,7 @@ impl WebhooksApi {
         /// The delivery id, `msg_…`.
         delivery_id: Path<String>,
         /// Page size, 1 to 100 (default 50).
-        limit: Query<Option<i64>>,
+        limit: Query<Option<Limit>>,
         /// `pagination.nextCursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Body<List<WebhookAttempt>>, ApiError> {

@@ -10,7 +10,7 @@ use poem::{IntoResponse, Response};
 use poem_openapi::payload::{Json, Payload};
 use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
-use poem_openapi::{ApiResponse, NewType};
+use poem_openapi::ApiResponse;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -405,13 +405,4 @@ pub fn to_wire<T: poem_openapi::types::ToJSON>(value: T) -> serde_json::Value {
     value.to_json().unwrap_or(serde_json::Value::Null)
 }
 
-/// Idempotency key
-///
-/// 1–255 printable ASCII characters, unique per intended change (a UUID does). A retry
-/// with the same key and body gets the first answer again, with
-/// `Idempotent-Replayed: true`, and changes nothing; the same key with another request
-/// is a 422; while the first request still runs, a 409. Keys belong to the credential
-/// that sent them and are kept 24 hours.
-#[derive(Debug, Clone, NewType)]
-#[oai(example = false)]
-pub struct IdempotencyKey(pub String);
+pub use super::params::IdempotencyKey;
