@@ -37,8 +37,16 @@ async fn routing_errors_use_the_envelope(app: &mut TestApp) {
     assert_eq!(body["error"]["requestId"], id.as_str());
 
     let response = app.http.delete(app.url("/api/v1/me")).send().await.expect("request");
+    let allow = |response: &reqwest::Response| response.headers().get("allow").map(|v| v.to_str().expect("ascii").to_owned());
+    assert_eq!(allow(&response).as_deref(), Some("GET, HEAD"), "a 405 says what the path allows (RFC 9110)");
+    let id = response.headers().get("x-request-id").expect("request id").to_str().expect("ascii").to_owned();
     let (status, body) = read(response).await;
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(body["error"]["message"], "DELETE is not supported on /api/v1/me");
+    assert_eq!(body["error"]["requestId"], id.as_str());
+    let response = app.http.put(app.url("/api/v1/accounts/acc_1")).send().await.expect("request");
+    assert_eq!(response.status(), 405);
+    assert_eq!(allow(&response).as_deref(), Some("DELETE, GET, HEAD, PATCH"));
 
     // HEAD is the GET without its body, as poem's method router answers it.
     let response = app.http.head(app.url("/api/v1/me")).header("X-API-Key", &app.admin_key).send().await.expect("request");

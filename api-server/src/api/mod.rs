@@ -126,7 +126,7 @@ pub fn router(spec: &serde_json::Value, templates: &std::collections::HashMap<St
                 Operation { method, query, endpoint }
             })
             .collect();
-        route.at(path, Methods(methods))
+        route.at(path, Methods::new(methods))
     })
 }
 
@@ -161,8 +161,27 @@ struct Operation {
 }
 
 /// One path's operations by method, answered as poem's `RouteMethod` answers: a `HEAD`
-/// without its own operation is the `GET` without the body, another method is 405.
-struct Methods(Vec<Operation>);
+/// without its own operation is the `GET` without the body, another method is 405,
+/// with the `Allow` header RFC 9110 requires of it.
+struct Methods {
+    operations: Vec<Operation>,
+    /// `Allow` of a 405: the path's methods (and `HEAD` where there is a `GET`).
+    allow: poem::http::HeaderValue,
+}
+
+impl Methods {
+    fn new(mut operations: Vec<Operation>) -> Methods {
+        use poem::http::Method;
+        operations.sort_by(|a, b| a.method.as_str().cmp(b.method.as_str()));
+        let mut names: Vec<&str> = operations.iter().map(|op| op.method.as_str()).collect();
+        if names.contains(&Method::GET.as_str()) && !names.contains(&Method::HEAD.as_str()) {
+            names.push(Method::HEAD.as_str());
+            names.sort_unstable();
+        }
+        let allow = poem::http::HeaderValue::from_str(&names.join(", ")).expect("method names are header text");
+        Methods { operations, allow }
+    }
+}
 
 impl poem::Endpoint for Methods {
     type Output = poem::Response;
@@ -170,13 +189,16 @@ impl poem::Endpoint for Methods {
     fn call(&self, mut req: poem::Request) -> impl std::future::Future<Output = poem::Result<poem::Response>> + Send {
         use futures::future::{ready, Either, FutureExt};
         use poem::http::Method;
-        let found = |method: &Method| self.0.iter().find(|op| op.method == *method);
+        let found = |method: &Method| self.operations.iter().find(|op| op.method == *method);
         let (operation, head) = match found(req.method()) {
             Some(op) => (Some(op), false),
             None => (found(&Method::GET).filter(|_| req.method() == Method::HEAD), true),
         };
         let Some(operation) = operation else {
-            return Either::Right(ready(Err(poem::error::MethodNotAllowedError.into())));
+            let message = format!("{} is not supported on {}", req.method(), req.uri().path());
+            let mut response = crate::middleware::error_response(crate::error::ErrorCode::MethodNotAllowed, message);
+            response.headers_mut().insert(poem::http::header::ALLOW, self.allow.clone());
+            return Either::Right(ready(Err(poem::Error::from_response(response))));
         };
         if operation.query {
             // What `into_endpoint`'s `extract_query` does: `Query` parameters read this.
