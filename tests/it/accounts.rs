@@ -223,6 +223,38 @@ async fn validation_reports_every_failing_field(app: &mut TestApp) {
     assert_eq!(unchanged["data"]["name"], "Valid");
 }
 
+// poem-openapi's own `String` takes a number or a boolean and keeps its text (a phone
+// number "false"); a field documented as a string takes only a string. (Like every
+// type error poem-openapi finds, it is reported against `body`: its message does not
+// name the field.)
+async fn a_number_or_a_boolean_is_no_string(app: &mut TestApp) {
+    let issue = |answer: &Answer| answer.body["error"]["details"][0]["issue"].as_str().unwrap_or_default().to_owned();
+    let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&json!({"name": 12345})), &[]).await;
+    assert_eq!(failing_fields(&answer), ["body"]);
+    assert!(issue(&answer).contains("\"string\", found 12345"), "{}", answer.body);
+    let sites = json!({"name": "Ok", "sites": [{"name": true}]});
+    let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&sites), &[]).await;
+    assert_eq!(failing_fields(&answer), ["body"]);
+    assert!(issue(&answer).contains("\"string\", found true"), "{}", answer.body);
+    let (_, none) = app.get_key("/api/v1/accounts", &app.admin_key).await;
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0), "nothing was created");
+    let id = account(app, "Valid").await;
+    let path = format!("/api/v1/accounts/{id}");
+    let answer = app.send(Method::PATCH, &path, &app.admin_key, Some(&json!({"domain": false})), &[]).await;
+    assert_eq!(failing_fields(&answer), ["body"]);
+    let (_, unchanged) = app.get_key(&path, &app.admin_key).await;
+    assert_eq!(unchanged["data"]["domain"], serde_json::Value::Null);
+    // In a bulk upsert the item is refused alone.
+    let devices = json!({"devices": [
+        {"accountId": id, "rmmAgentId": "ok-0", "hostname": "ok"},
+        {"accountId": id, "rmmAgentId": "bad-1", "hostname": 42}
+    ]});
+    let answer = app.send(Method::POST, "/api/v1/devices/bulk", &app.admin_key, Some(&devices), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["data"]["created"], 1, "{}", answer.body);
+    assert_eq!(answer.body["data"]["errors"][0]["index"], 1, "{}", answer.body);
+}
+
 async fn a_domain_belongs_to_one_account(app: &mut TestApp) {
     let first = create(app, "/api/v1/accounts", json!({"name": "One", "domain": "contoso.com"})).await;
     let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&json!({"name": "Two", "domain": "CONTOSO.com"})), &[]).await;
@@ -313,6 +345,7 @@ both_backends!(
     limit_cursor_and_updated_since_are_checked,
     updated_since_returns_only_later_changes,
     validation_reports_every_failing_field,
+    a_number_or_a_boolean_is_no_string,
     a_domain_belongs_to_one_account,
     if_match_guards_updates_with_412,
     another_instance_reads_each_write_at_once,

@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
@@ -62,10 +63,10 @@ impl From<Lifecycle> for domain::Lifecycle {
 #[serde(rename_all = "camelCase")]
 pub struct Site {
     /// What the client calls it, e.g. "Head office".
-    pub name: String,
+    pub name: Text,
     /// Postal address, free text.
     #[oai(nullable)]
-    pub address: Option<String>,
+    pub address: Option<Text>,
 }
 
 /// A client of the MSP.
@@ -127,7 +128,7 @@ impl From<domain::Account> for Account {
             domain: a.domain,
             industry: a.industry,
             lifecycle: a.lifecycle.into(),
-            sites: a.sites.into_iter().map(|s| Site { name: s.name, address: s.address }).collect(),
+            sites: a.sites.into_iter().map(|s| Site { name: Text(s.name), address: s.address.map(Text) }).collect(),
             primary_contact_id: a.primary_contact_id,
             seats: a.seats,
             notes: a.notes,
@@ -138,7 +139,7 @@ impl From<domain::Account> for Account {
 }
 
 fn site_inputs(sites: Vec<Site>) -> Vec<SiteInput> {
-    sites.into_iter().map(|s| SiteInput { name: s.name, address: s.address }).collect()
+    sites.into_iter().map(|s| SiteInput { name: s.name.into(), address: s.address.map(String::from) }).collect()
 }
 
 /// A new account. Only `name` is required; `lifecycle` defaults to `LEAD`.
@@ -146,17 +147,17 @@ fn site_inputs(sites: Vec<Site>) -> Vec<SiteInput> {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateAccount {
     /// 1–200 characters.
-    pub name: Required<String>,
+    pub name: Required<Text>,
     /// A DNS name such as `contoso.com`, unique among your accounts.
-    pub domain: Option<String>,
-    pub industry: Option<String>,
+    pub domain: Option<Text>,
+    pub industry: Option<Text>,
     pub lifecycle: Option<EnumText<Lifecycle>>,
     /// At most 100.
     pub sites: Option<Vec<Site>>,
-    pub primary_contact_id: Option<String>,
+    pub primary_contact_id: Option<Text>,
     /// 0 or more.
     pub seats: Option<i64>,
-    pub notes: Option<String>,
+    pub notes: Option<Text>,
 }
 
 impl Example for CreateAccount {
@@ -177,14 +178,14 @@ impl Example for CreateAccount {
 impl From<CreateAccount> for AccountChanges {
     fn from(b: CreateAccount) -> Self {
         AccountChanges {
-            name: given(b.name.0, |v| v),
-            domain: given(b.domain, |v| v),
-            industry: given(b.industry, |v| v),
+            name: given(b.name.0, Into::into),
+            domain: given(b.domain, Into::into),
+            industry: given(b.industry, Into::into),
             lifecycle: given(b.lifecycle, EnumText::into_string),
             sites: given(b.sites, site_inputs),
-            primary_contact_id: given(b.primary_contact_id, |v| v),
-            seats: given(b.seats, |v| v),
-            notes: given(b.notes, |v| v),
+            primary_contact_id: given(b.primary_contact_id, Into::into),
+            seats: given(b.seats, Into::into),
+            notes: given(b.notes, Into::into),
         }
     }
 }
@@ -194,21 +195,21 @@ impl From<CreateAccount> for AccountChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateAccount {
-    pub name: MaybeUndefined<String>,
+    pub name: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub domain: MaybeUndefined<String>,
+    pub domain: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub industry: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<Text>,
     pub lifecycle: MaybeUndefined<EnumText<Lifecycle>>,
     /// Replaces every site; `null` or `[]` removes them all.
     #[oai(nullable)]
     pub sites: MaybeUndefined<Vec<Site>>,
     #[oai(nullable)]
-    pub primary_contact_id: MaybeUndefined<String>,
+    pub primary_contact_id: MaybeUndefined<Text>,
     #[oai(nullable)]
     pub seats: MaybeUndefined<i64>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<Text>,
 }
 
 impl Example for UpdateAccount {
@@ -229,14 +230,14 @@ impl Example for UpdateAccount {
 impl From<UpdateAccount> for AccountChanges {
     fn from(b: UpdateAccount) -> Self {
         AccountChanges {
-            name: patch(b.name, |v| v),
-            domain: patch(b.domain, |v| v),
-            industry: patch(b.industry, |v| v),
+            name: patch(b.name, Into::into),
+            domain: patch(b.domain, Into::into),
+            industry: patch(b.industry, Into::into),
             lifecycle: patch(b.lifecycle, EnumText::into_string),
             sites: patch(b.sites, site_inputs),
-            primary_contact_id: patch(b.primary_contact_id, |v| v),
-            seats: patch(b.seats, |v| v),
-            notes: patch(b.notes, |v| v),
+            primary_contact_id: patch(b.primary_contact_id, Into::into),
+            seats: patch(b.seats, Into::into),
+            notes: patch(b.notes, Into::into),
         }
     }
 }

@@ -12,6 +12,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Principal, ScopeSet};
 
+use super::text::Text;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
 use super::wire::{Body, IdempotencyKey};
 use super::ApiTags;
@@ -118,9 +119,9 @@ pub enum Preset {
 pub struct CreateApiKey {
     /// A name to recognise the key by, e.g. "ConnectWise sync".
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Text,
     /// Scopes to grant, e.g. `["accounts:read", "devices:write"]`.
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Text>>,
     /// A preset instead of `scopes`.
     pub preset: Option<Preset>,
 }
@@ -130,9 +131,9 @@ pub struct CreateApiKey {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOAuthClient {
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Text,
     /// Scopes the client may request.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Text>,
 }
 
 fn organization(org: OrgInfo) -> Organization {
@@ -167,11 +168,11 @@ fn oauth_client(c: ClientInfo) -> OAuthClient {
 }
 
 /// Parses requested scopes and refuses any the caller could not grant.
-fn grantable(caller: &Principal, field: &str, scopes: &[String]) -> Result<ScopeSet, ApiError> {
+fn grantable<S: AsRef<str>>(caller: &Principal, field: &str, scopes: &[S]) -> Result<ScopeSet, ApiError> {
     if scopes.is_empty() {
         return Err(ApiError::field(field, "must name at least one scope"));
     }
-    let set = ScopeSet::parse(&scopes.join(" ")).map_err(|e| ApiError::field(field, e.to_string()))?;
+    let set = ScopeSet::parse(&scopes.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(" ")).map_err(|e| ApiError::field(field, e.to_string()))?;
     if !caller.scopes.covers(set) {
         return Err(ApiError::field(field, "cannot grant a scope the calling credential does not hold"));
     }

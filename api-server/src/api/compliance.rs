@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
@@ -167,18 +168,18 @@ pub struct FrameworkSummary {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateComplianceItem {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     pub framework: Required<EnumText<ComplianceFramework>>,
     /// 1–50 characters; unique per account and framework.
-    pub control_id: Required<String>,
+    pub control_id: Required<Text>,
     /// 1–300 characters.
-    pub title: Required<String>,
+    pub title: Required<Text>,
     pub status: Option<EnumText<ComplianceStatus>>,
-    pub evidence_notes: Option<String>,
+    pub evidence_notes: Option<Text>,
     /// `YYYY-MM-DD`.
-    pub due_date: Option<String>,
+    pub due_date: Option<Text>,
     /// RFC 3339, not in the future.
-    pub last_reviewed_at: Option<String>,
+    pub last_reviewed_at: Option<Text>,
 }
 
 impl Example for CreateComplianceItem {
@@ -199,14 +200,14 @@ impl Example for CreateComplianceItem {
 impl From<CreateComplianceItem> for ItemChanges {
     fn from(b: CreateComplianceItem) -> Self {
         ItemChanges {
-            account_id: given(b.account_id.0, |v| v),
+            account_id: given(b.account_id.0, Into::into),
             framework: given(b.framework.0, EnumText::into_string),
-            control_id: given(b.control_id.0, |v| v),
-            title: given(b.title.0, |v| v),
+            control_id: given(b.control_id.0, Into::into),
+            title: given(b.title.0, Into::into),
             status: given(b.status, EnumText::into_string),
-            evidence_notes: given(b.evidence_notes, |v| v),
-            due_date: given(b.due_date, |v| v),
-            last_reviewed_at: given(b.last_reviewed_at, |v| v),
+            evidence_notes: given(b.evidence_notes, Into::into),
+            due_date: given(b.due_date, Into::into),
+            last_reviewed_at: given(b.last_reviewed_at, Into::into),
         }
     }
 }
@@ -215,17 +216,17 @@ impl From<CreateComplianceItem> for ItemChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateComplianceItem {
-    pub account_id: MaybeUndefined<String>,
+    pub account_id: MaybeUndefined<Text>,
     pub framework: MaybeUndefined<EnumText<ComplianceFramework>>,
-    pub control_id: MaybeUndefined<String>,
-    pub title: MaybeUndefined<String>,
+    pub control_id: MaybeUndefined<Text>,
+    pub title: MaybeUndefined<Text>,
     pub status: MaybeUndefined<EnumText<ComplianceStatus>>,
     #[oai(nullable)]
-    pub evidence_notes: MaybeUndefined<String>,
+    pub evidence_notes: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub due_date: MaybeUndefined<String>,
+    pub due_date: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub last_reviewed_at: MaybeUndefined<String>,
+    pub last_reviewed_at: MaybeUndefined<Text>,
 }
 
 impl Example for UpdateComplianceItem {
@@ -246,14 +247,14 @@ impl Example for UpdateComplianceItem {
 impl From<UpdateComplianceItem> for ItemChanges {
     fn from(b: UpdateComplianceItem) -> Self {
         ItemChanges {
-            account_id: patch(b.account_id, |v| v),
+            account_id: patch(b.account_id, Into::into),
             framework: patch(b.framework, EnumText::into_string),
-            control_id: patch(b.control_id, |v| v),
-            title: patch(b.title, |v| v),
+            control_id: patch(b.control_id, Into::into),
+            title: patch(b.title, Into::into),
             status: patch(b.status, EnumText::into_string),
-            evidence_notes: patch(b.evidence_notes, |v| v),
-            due_date: patch(b.due_date, |v| v),
-            last_reviewed_at: patch(b.last_reviewed_at, |v| v),
+            evidence_notes: patch(b.evidence_notes, Into::into),
+            due_date: patch(b.due_date, Into::into),
+            last_reviewed_at: patch(b.last_reviewed_at, Into::into),
         }
     }
 }

@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
@@ -63,7 +64,7 @@ pub struct AccountLink {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAccountLink {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: String,
+    pub account_id: Text,
     pub role: EnumText<Role>,
 }
 
@@ -141,7 +142,7 @@ impl From<domain::Contact> for Contact {
 }
 
 fn link_inputs(links: Vec<NewAccountLink>) -> Vec<LinkInput> {
-    links.into_iter().map(|l| LinkInput { account_id: l.account_id, role: l.role.into_string() }).collect()
+    links.into_iter().map(|l| LinkInput { account_id: l.account_id.into(), role: l.role.into_string() }).collect()
 }
 
 /// A new contact, optionally linked to accounts.
@@ -149,13 +150,13 @@ fn link_inputs(links: Vec<NewAccountLink>) -> Vec<LinkInput> {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateContact {
     /// 1–100 characters.
-    pub first_name: Required<String>,
+    pub first_name: Required<Text>,
     /// 1–100 characters.
-    pub last_name: Required<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub title: Option<String>,
-    pub notes: Option<String>,
+    pub last_name: Required<Text>,
+    pub email: Option<Text>,
+    pub phone: Option<Text>,
+    pub title: Option<Text>,
+    pub notes: Option<Text>,
     /// Accounts to link, each with the contact's role there (at most 50).
     pub accounts: Option<Vec<NewAccountLink>>,
 }
@@ -177,12 +178,12 @@ impl Example for CreateContact {
 impl From<CreateContact> for ContactChanges {
     fn from(b: CreateContact) -> Self {
         ContactChanges {
-            first_name: given(b.first_name.0, |v| v),
-            last_name: given(b.last_name.0, |v| v),
-            email: given(b.email, |v| v),
-            phone: given(b.phone, |v| v),
-            title: given(b.title, |v| v),
-            notes: given(b.notes, |v| v),
+            first_name: given(b.first_name.0, Into::into),
+            last_name: given(b.last_name.0, Into::into),
+            email: given(b.email, Into::into),
+            phone: given(b.phone, Into::into),
+            title: given(b.title, Into::into),
+            notes: given(b.notes, Into::into),
             accounts: given(b.accounts, link_inputs),
         }
     }
@@ -193,16 +194,16 @@ impl From<CreateContact> for ContactChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateContact {
-    pub first_name: MaybeUndefined<String>,
-    pub last_name: MaybeUndefined<String>,
+    pub first_name: MaybeUndefined<Text>,
+    pub last_name: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub email: MaybeUndefined<String>,
+    pub email: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub phone: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub title: MaybeUndefined<String>,
+    pub title: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<Text>,
     pub accounts: MaybeUndefined<Vec<NewAccountLink>>,
 }
 
@@ -223,12 +224,12 @@ impl Example for UpdateContact {
 impl From<UpdateContact> for ContactChanges {
     fn from(b: UpdateContact) -> Self {
         ContactChanges {
-            first_name: patch(b.first_name, |v| v),
-            last_name: patch(b.last_name, |v| v),
-            email: patch(b.email, |v| v),
-            phone: patch(b.phone, |v| v),
-            title: patch(b.title, |v| v),
-            notes: patch(b.notes, |v| v),
+            first_name: patch(b.first_name, Into::into),
+            last_name: patch(b.last_name, Into::into),
+            email: patch(b.email, Into::into),
+            phone: patch(b.phone, Into::into),
+            title: patch(b.title, Into::into),
+            notes: patch(b.notes, Into::into),
             accounts: patch(b.accounts, link_inputs),
         }
     }

@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 
+use super::text::Text;
 use super::contracts::{BillingPeriod, Contract, ContractStatus, ServiceCategory};
 use super::security::{AdminWrite, Auth, Scopes};
 use super::wire::{patch, precondition, Created, EnumText, IdempotencyKey, Required};
@@ -24,7 +25,7 @@ use crate::error::ApiError;
 pub struct ServiceLineInput {
     pub category: Required<EnumText<ServiceCategory>>,
     /// 1–500 characters.
-    pub description: Required<String>,
+    pub description: Required<Text>,
     /// 0 to 1,000,000 units.
     pub quantity: Required<i64>,
     /// Per unit and billing period, in the currency's minor unit: 0 to 10,000,000,000.
@@ -36,7 +37,7 @@ impl From<ServiceLineInput> for LineInput {
     fn from(l: ServiceLineInput) -> Self {
         LineInput {
             category: l.category.0.map(EnumText::into_string),
-            description: l.description.0,
+            description: l.description.0.map(String::from),
             quantity: l.quantity.0,
             unit_price: l.unit_price.0,
             billing_period: l.billing_period.0.map(EnumText::into_string),
@@ -60,18 +61,18 @@ fn line(category: &str, description: &str, quantity: i64, unit_price: i64, perio
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateContract {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<String>,
+    pub name: Required<Text>,
     pub status: Option<EnumText<ContractStatus>>,
     /// `YYYY-MM-DD`.
-    pub start_date: Required<String>,
+    pub start_date: Required<Text>,
     /// `YYYY-MM-DD`, the last day covered; not before `startDate`.
-    pub end_date: Option<String>,
+    pub end_date: Option<Text>,
     pub auto_renew: Option<bool>,
     /// ISO 4217 code.
-    pub currency: Option<String>,
-    pub notes: Option<String>,
+    pub currency: Option<Text>,
+    pub notes: Option<Text>,
     /// Up to 200 lines (an empty list is allowed).
     pub service_lines: Required<Vec<ServiceLineInput>>,
 }
@@ -98,14 +99,14 @@ impl Example for CreateContract {
 impl From<CreateContract> for NewContract {
     fn from(b: CreateContract) -> Self {
         NewContract {
-            account_id: b.account_id.0,
-            name: b.name.0,
+            account_id: b.account_id.0.map(String::from),
+            name: b.name.0.map(String::from),
             status: b.status.map(EnumText::into_string),
-            start_date: b.start_date.0,
-            end_date: b.end_date,
+            start_date: b.start_date.0.map(String::from),
+            end_date: b.end_date.map(String::from),
             auto_renew: b.auto_renew,
-            currency: b.currency,
-            notes: b.notes,
+            currency: b.currency.map(String::from),
+            notes: b.notes.map(String::from),
             service_lines: b.service_lines.0.map(|lines| lines.into_iter().map(LineInput::from).collect()),
         }
     }
@@ -117,16 +118,16 @@ impl From<CreateContract> for NewContract {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct AmendContract {
     /// `YYYY-MM-DD`.
-    pub effective_date: Required<String>,
+    pub effective_date: Required<Text>,
     /// 1–2,000 characters: what was agreed.
-    pub description: Required<String>,
-    pub name: MaybeUndefined<String>,
+    pub description: Required<Text>,
+    pub name: MaybeUndefined<Text>,
     pub status: MaybeUndefined<EnumText<ContractStatus>>,
     #[oai(nullable)]
-    pub end_date: MaybeUndefined<String>,
+    pub end_date: MaybeUndefined<Text>,
     pub auto_renew: MaybeUndefined<bool>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<Text>,
     pub service_lines: Option<Vec<ServiceLineInput>>,
 }
 
@@ -148,13 +149,13 @@ impl Example for AmendContract {
 impl From<AmendContract> for AmendmentInput {
     fn from(b: AmendContract) -> Self {
         AmendmentInput {
-            effective_date: b.effective_date.0,
-            description: b.description.0,
-            name: patch(b.name, |v| v),
+            effective_date: b.effective_date.0.map(String::from),
+            description: b.description.0.map(String::from),
+            name: patch(b.name, Into::into),
             status: patch(b.status, EnumText::into_string),
-            end_date: patch(b.end_date, |v| v),
-            auto_renew: patch(b.auto_renew, |v| v),
-            notes: patch(b.notes, |v| v),
+            end_date: patch(b.end_date, Into::into),
+            auto_renew: patch(b.auto_renew, Into::into),
+            notes: patch(b.notes, Into::into),
             service_lines: b.service_lines.map(|lines| lines.into_iter().map(LineInput::from).collect()),
         }
     }

@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
@@ -195,19 +196,19 @@ impl From<DealDetail> for Deal {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateDeal {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<String>,
+    pub name: Required<Text>,
     pub stage: Option<EnumText<Stage>>,
     /// In the currency's minor unit (cents), 0 or more.
     pub amount: Required<i64>,
     /// ISO 4217 code.
-    pub currency: Option<String>,
+    pub currency: Option<Text>,
     /// `YYYY-MM-DD`.
-    pub expected_close_date: Option<String>,
+    pub expected_close_date: Option<Text>,
     /// Required when `stage` is `LOST`; allowed only for `WON` and `LOST`.
-    pub outcome_reason: Option<String>,
-    pub notes: Option<String>,
+    pub outcome_reason: Option<Text>,
+    pub notes: Option<Text>,
 }
 
 impl Example for CreateDeal {
@@ -228,14 +229,14 @@ impl Example for CreateDeal {
 impl From<CreateDeal> for DealChanges {
     fn from(b: CreateDeal) -> Self {
         DealChanges {
-            account_id: given(b.account_id.0, |v| v),
-            name: given(b.name.0, |v| v),
+            account_id: given(b.account_id.0, Into::into),
+            name: given(b.name.0, Into::into),
             stage: given(b.stage, EnumText::into_string),
-            amount: given(b.amount.0, |v| v),
-            currency: given(b.currency, |v| v),
-            expected_close_date: given(b.expected_close_date, |v| v),
-            outcome_reason: given(b.outcome_reason, |v| v),
-            notes: given(b.notes, |v| v),
+            amount: given(b.amount.0, Into::into),
+            currency: given(b.currency, Into::into),
+            expected_close_date: given(b.expected_close_date, Into::into),
+            outcome_reason: given(b.outcome_reason, Into::into),
+            notes: given(b.notes, Into::into),
         }
     }
 }
@@ -245,17 +246,17 @@ impl From<CreateDeal> for DealChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateDeal {
-    pub account_id: MaybeUndefined<String>,
-    pub name: MaybeUndefined<String>,
+    pub account_id: MaybeUndefined<Text>,
+    pub name: MaybeUndefined<Text>,
     pub stage: MaybeUndefined<EnumText<Stage>>,
     pub amount: MaybeUndefined<i64>,
-    pub currency: MaybeUndefined<String>,
+    pub currency: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub expected_close_date: MaybeUndefined<String>,
+    pub expected_close_date: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub outcome_reason: MaybeUndefined<String>,
+    pub outcome_reason: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<Text>,
 }
 
 impl Example for UpdateDeal {
@@ -276,14 +277,14 @@ impl Example for UpdateDeal {
 impl From<UpdateDeal> for DealChanges {
     fn from(b: UpdateDeal) -> Self {
         DealChanges {
-            account_id: patch(b.account_id, |v| v),
-            name: patch(b.name, |v| v),
+            account_id: patch(b.account_id, Into::into),
+            name: patch(b.name, Into::into),
             stage: patch(b.stage, EnumText::into_string),
-            amount: patch(b.amount, |v| v),
-            currency: patch(b.currency, |v| v),
-            expected_close_date: patch(b.expected_close_date, |v| v),
-            outcome_reason: patch(b.outcome_reason, |v| v),
-            notes: patch(b.notes, |v| v),
+            amount: patch(b.amount, Into::into),
+            currency: patch(b.currency, Into::into),
+            expected_close_date: patch(b.expected_close_date, Into::into),
+            outcome_reason: patch(b.outcome_reason, Into::into),
+            notes: patch(b.notes, Into::into),
         }
     }
 }

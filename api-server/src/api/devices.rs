@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, DevicesRead, DevicesWrite, Scopes};
@@ -193,23 +194,23 @@ impl Wire for domain::Device {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateDevice {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     /// The RMM's id of the agent, 1–200 characters; unique among your devices.
-    pub rmm_agent_id: Required<String>,
+    pub rmm_agent_id: Required<Text>,
     /// 1–255 characters.
-    pub hostname: Required<String>,
+    pub hostname: Required<Text>,
     pub kind: Option<EnumText<DeviceKind>>,
-    pub os: Option<String>,
-    pub os_version: Option<String>,
-    pub serial_number: Option<String>,
-    pub manufacturer: Option<String>,
-    pub model: Option<String>,
+    pub os: Option<Text>,
+    pub os_version: Option<Text>,
+    pub serial_number: Option<Text>,
+    pub manufacturer: Option<Text>,
+    pub model: Option<Text>,
     /// RFC 3339; at most a day ahead of the server's clock.
-    pub last_seen_at: Option<String>,
+    pub last_seen_at: Option<Text>,
     /// RFC 3339.
-    pub warranty_expires_at: Option<String>,
+    pub warranty_expires_at: Option<Text>,
     /// `YYYY-MM-DD`.
-    pub end_of_life_date: Option<String>,
+    pub end_of_life_date: Option<Text>,
     pub status: Option<EnumText<DeviceStatus>>,
 }
 
@@ -236,18 +237,18 @@ impl Example for CreateDevice {
 impl From<CreateDevice> for DeviceChanges {
     fn from(b: CreateDevice) -> Self {
         DeviceChanges {
-            account_id: given(b.account_id.0, |v| v),
-            rmm_agent_id: given(b.rmm_agent_id.0, |v| v),
-            hostname: given(b.hostname.0, |v| v),
+            account_id: given(b.account_id.0, Into::into),
+            rmm_agent_id: given(b.rmm_agent_id.0, Into::into),
+            hostname: given(b.hostname.0, Into::into),
             kind: given(b.kind, EnumText::into_string),
-            os: given(b.os, |v| v),
-            os_version: given(b.os_version, |v| v),
-            serial_number: given(b.serial_number, |v| v),
-            manufacturer: given(b.manufacturer, |v| v),
-            model: given(b.model, |v| v),
-            last_seen_at: given(b.last_seen_at, |v| v),
-            warranty_expires_at: given(b.warranty_expires_at, |v| v),
-            end_of_life_date: given(b.end_of_life_date, |v| v),
+            os: given(b.os, Into::into),
+            os_version: given(b.os_version, Into::into),
+            serial_number: given(b.serial_number, Into::into),
+            manufacturer: given(b.manufacturer, Into::into),
+            model: given(b.model, Into::into),
+            last_seen_at: given(b.last_seen_at, Into::into),
+            warranty_expires_at: given(b.warranty_expires_at, Into::into),
+            end_of_life_date: given(b.end_of_life_date, Into::into),
             status: given(b.status, EnumText::into_string),
         }
     }
@@ -257,26 +258,26 @@ impl From<CreateDevice> for DeviceChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateDevice {
-    pub account_id: MaybeUndefined<String>,
-    pub rmm_agent_id: MaybeUndefined<String>,
-    pub hostname: MaybeUndefined<String>,
+    pub account_id: MaybeUndefined<Text>,
+    pub rmm_agent_id: MaybeUndefined<Text>,
+    pub hostname: MaybeUndefined<Text>,
     pub kind: MaybeUndefined<EnumText<DeviceKind>>,
     #[oai(nullable)]
-    pub os: MaybeUndefined<String>,
+    pub os: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub os_version: MaybeUndefined<String>,
+    pub os_version: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub serial_number: MaybeUndefined<String>,
+    pub serial_number: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub manufacturer: MaybeUndefined<String>,
+    pub manufacturer: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub model: MaybeUndefined<String>,
+    pub model: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub last_seen_at: MaybeUndefined<String>,
+    pub last_seen_at: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub warranty_expires_at: MaybeUndefined<String>,
+    pub warranty_expires_at: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub end_of_life_date: MaybeUndefined<String>,
+    pub end_of_life_date: MaybeUndefined<Text>,
     pub status: MaybeUndefined<EnumText<DeviceStatus>>,
 }
 
@@ -303,18 +304,18 @@ impl Example for UpdateDevice {
 impl From<UpdateDevice> for DeviceChanges {
     fn from(b: UpdateDevice) -> Self {
         DeviceChanges {
-            account_id: patch(b.account_id, |v| v),
-            rmm_agent_id: patch(b.rmm_agent_id, |v| v),
-            hostname: patch(b.hostname, |v| v),
+            account_id: patch(b.account_id, Into::into),
+            rmm_agent_id: patch(b.rmm_agent_id, Into::into),
+            hostname: patch(b.hostname, Into::into),
             kind: patch(b.kind, EnumText::into_string),
-            os: patch(b.os, |v| v),
-            os_version: patch(b.os_version, |v| v),
-            serial_number: patch(b.serial_number, |v| v),
-            manufacturer: patch(b.manufacturer, |v| v),
-            model: patch(b.model, |v| v),
-            last_seen_at: patch(b.last_seen_at, |v| v),
-            warranty_expires_at: patch(b.warranty_expires_at, |v| v),
-            end_of_life_date: patch(b.end_of_life_date, |v| v),
+            os: patch(b.os, Into::into),
+            os_version: patch(b.os_version, Into::into),
+            serial_number: patch(b.serial_number, Into::into),
+            manufacturer: patch(b.manufacturer, Into::into),
+            model: patch(b.model, Into::into),
+            last_seen_at: patch(b.last_seen_at, Into::into),
+            warranty_expires_at: patch(b.warranty_expires_at, Into::into),
+            end_of_life_date: patch(b.end_of_life_date, Into::into),
             status: patch(b.status, EnumText::into_string),
         }
     }

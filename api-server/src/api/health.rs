@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, HealthRead, HealthWrite, Scopes};
@@ -221,15 +222,15 @@ impl Wire for ScoreChange {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct PushSignal {
     /// The sending tool: 1–64 letters, digits, `_ - . :`.
-    pub source: Required<String>,
+    pub source: Required<Text>,
     /// The signal within the source: 1–64 letters, digits, `_ - . :`.
-    pub name: Required<String>,
+    pub name: Required<Text>,
     /// 0 (worst) to 100 (best).
     pub value: Required<f64>,
     /// Above 0, at most 10.
     pub weight: Required<f64>,
     /// RFC 3339; at most 5 minutes in the future.
-    pub observed_at: Required<String>,
+    pub observed_at: Required<Text>,
 }
 
 impl Example for PushSignal {
@@ -247,8 +248,8 @@ impl Example for PushSignal {
 impl From<PushSignal> for SignalInput {
     fn from(b: PushSignal) -> Self {
         SignalInput {
-            source: b.source.0,
-            name: b.name.0,
+            source: b.source.0.map(String::from),
+            name: b.name.0.map(String::from),
             value: b.value.0,
             weight: b.weight.0,
             observed_at: b.observed_at.0.map(|t| parse_rfc3339(t.trim()).ok_or(())),

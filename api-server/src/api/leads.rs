@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
@@ -190,9 +191,9 @@ impl From<domain::Lead> for Lead {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateLead {
     /// 1–200 characters.
-    pub company_name: Required<String>,
+    pub company_name: Required<Text>,
     /// A domain name such as `contoso.com`.
-    pub domain: Option<String>,
+    pub domain: Option<Text>,
     pub industry: Option<EnumText<LeadIndustry>>,
     /// 0 to 10,000,000.
     pub employee_count: Option<i64>,
@@ -200,9 +201,9 @@ pub struct CreateLead {
     pub seat_estimate: Option<i64>,
     pub source: Option<EnumText<LeadSource>>,
     pub status: Option<EnumText<LeadStatus>>,
-    pub contact_name: Option<String>,
-    pub contact_email: Option<String>,
-    pub notes: Option<String>,
+    pub contact_name: Option<Text>,
+    pub contact_email: Option<Text>,
+    pub notes: Option<Text>,
 }
 
 impl Example for CreateLead {
@@ -225,16 +226,16 @@ impl Example for CreateLead {
 impl From<CreateLead> for LeadChanges {
     fn from(b: CreateLead) -> Self {
         LeadChanges {
-            company_name: given(b.company_name.0, |v| v),
-            domain: given(b.domain, |v| v),
+            company_name: given(b.company_name.0, Into::into),
+            domain: given(b.domain, Into::into),
             industry: given(b.industry, EnumText::into_string),
-            employee_count: given(b.employee_count, |v| v),
-            seat_estimate: given(b.seat_estimate, |v| v),
+            employee_count: given(b.employee_count, Into::into),
+            seat_estimate: given(b.seat_estimate, Into::into),
             source: given(b.source, EnumText::into_string),
             status: given(b.status, EnumText::into_string),
-            contact_name: given(b.contact_name, |v| v),
-            contact_email: given(b.contact_email, |v| v),
-            notes: given(b.notes, |v| v),
+            contact_name: given(b.contact_name, Into::into),
+            contact_email: given(b.contact_email, Into::into),
+            notes: given(b.notes, Into::into),
         }
     }
 }
@@ -244,9 +245,9 @@ impl From<CreateLead> for LeadChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateLead {
-    pub company_name: MaybeUndefined<String>,
+    pub company_name: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub domain: MaybeUndefined<String>,
+    pub domain: MaybeUndefined<Text>,
     #[oai(nullable)]
     pub industry: MaybeUndefined<EnumText<LeadIndustry>>,
     #[oai(nullable)]
@@ -257,11 +258,11 @@ pub struct UpdateLead {
     pub source: MaybeUndefined<EnumText<LeadSource>>,
     pub status: MaybeUndefined<EnumText<LeadStatus>>,
     #[oai(nullable)]
-    pub contact_name: MaybeUndefined<String>,
+    pub contact_name: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub contact_email: MaybeUndefined<String>,
+    pub contact_email: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<Text>,
 }
 
 impl Example for UpdateLead {
@@ -284,16 +285,16 @@ impl Example for UpdateLead {
 impl From<UpdateLead> for LeadChanges {
     fn from(b: UpdateLead) -> Self {
         LeadChanges {
-            company_name: patch(b.company_name, |v| v),
-            domain: patch(b.domain, |v| v),
+            company_name: patch(b.company_name, Into::into),
+            domain: patch(b.domain, Into::into),
             industry: patch(b.industry, EnumText::into_string),
-            employee_count: patch(b.employee_count, |v| v),
-            seat_estimate: patch(b.seat_estimate, |v| v),
+            employee_count: patch(b.employee_count, Into::into),
+            seat_estimate: patch(b.seat_estimate, Into::into),
             source: patch(b.source, EnumText::into_string),
             status: patch(b.status, EnumText::into_string),
-            contact_name: patch(b.contact_name, |v| v),
-            contact_email: patch(b.contact_email, |v| v),
-            notes: patch(b.notes, |v| v),
+            contact_name: patch(b.contact_name, Into::into),
+            contact_email: patch(b.contact_email, Into::into),
+            notes: patch(b.notes, Into::into),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod paging;
 pub mod params;
 pub mod reconciliation;
 pub mod security;
+pub mod text;
 pub mod touchpoints;
 pub mod webhooks;
 pub mod wire;

@@ -10,6 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
@@ -180,9 +181,9 @@ impl From<ProjectDetail> for OnboardingProject {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct NewMilestone {
     /// 1–200 characters.
-    pub name: Required<String>,
+    pub name: Required<Text>,
     /// `YYYY-MM-DD`.
-    pub due_date: Option<String>,
+    pub due_date: Option<Text>,
 }
 
 /// A new onboarding project with its milestones, none complete yet.
@@ -190,14 +191,14 @@ pub struct NewMilestone {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateOnboardingProject {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<String>,
+    pub name: Required<Text>,
     /// `YYYY-MM-DD`.
-    pub start_date: Option<String>,
+    pub start_date: Option<Text>,
     /// `YYYY-MM-DD`, not before `startDate`.
-    pub target_date: Option<String>,
-    pub notes: Option<String>,
+    pub target_date: Option<Text>,
+    pub notes: Option<Text>,
     /// 1 to 50, in order.
     pub milestones: Required<Vec<NewMilestone>>,
 }
@@ -221,15 +222,15 @@ impl Example for CreateOnboardingProject {
 impl From<CreateOnboardingProject> for NewProject {
     fn from(b: CreateOnboardingProject) -> Self {
         NewProject {
-            account_id: b.account_id.0,
-            name: b.name.0,
-            start_date: b.start_date,
-            target_date: b.target_date,
-            notes: b.notes,
+            account_id: b.account_id.0.map(String::from),
+            name: b.name.0.map(String::from),
+            start_date: b.start_date.map(String::from),
+            target_date: b.target_date.map(String::from),
+            notes: b.notes.map(String::from),
             milestones: b
                 .milestones
                 .0
-                .map(|ms| ms.into_iter().map(|m| MilestoneInput { name: m.name.0, due_date: m.due_date }).collect()),
+                .map(|ms| ms.into_iter().map(|m| MilestoneInput { name: m.name.0.map(String::from), due_date: m.due_date.map(String::from) }).collect()),
         }
     }
 }

@@ -10,6 +10,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::contracts::ServiceCategory;
 use super::paging::Listing;
@@ -141,11 +142,11 @@ pub struct ReportedCount {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct SubmitReport {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     /// The reporting tool, 1–100 characters.
-    pub source: Required<String>,
+    pub source: Required<Text>,
     /// RFC 3339, not in the future; defaults to now.
-    pub reported_at: Option<String>,
+    pub reported_at: Option<Text>,
     /// At least one.
     pub counts: Required<Vec<ReportedCount>>,
 }
@@ -167,9 +168,9 @@ impl Example for SubmitReport {
 impl From<SubmitReport> for NewReport {
     fn from(b: SubmitReport) -> Self {
         NewReport {
-            account_id: b.account_id.0,
-            source: b.source.0,
-            reported_at: b.reported_at,
+            account_id: b.account_id.0.map(String::from),
+            source: b.source.0.map(String::from),
+            reported_at: b.reported_at.map(String::from),
             counts: b.counts.0.map(|counts| {
                 counts
                     .into_iter()

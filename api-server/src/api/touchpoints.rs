@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
@@ -145,26 +146,26 @@ impl Wire for domain::Touchpoint {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateTouchpoint {
     /// An account (`acc_…`) of the same organization and environment.
-    pub account_id: Required<String>,
+    pub account_id: Required<Text>,
     /// A contact (`con_…`) of the same organization and environment.
-    pub contact_id: Option<String>,
+    pub contact_id: Option<Text>,
     #[oai(rename = "type")]
     pub kind: Required<EnumText<TouchpointType>>,
     /// RFC 3339; at most 5 minutes in the future.
-    pub occurred_at: Required<String>,
+    pub occurred_at: Required<Text>,
     /// 1–200 characters.
-    pub subject: Required<String>,
+    pub subject: Required<Text>,
     /// Up to 10,000 characters.
-    pub summary: Option<String>,
+    pub summary: Option<Text>,
     /// The logging tool, up to 64 characters; required with `externalId`.
-    pub source: Option<String>,
+    pub source: Option<Text>,
     /// The touchpoint's id in `source`, up to 200 characters. Logging the same
     /// (source, externalId) again returns the touchpoint already logged (200).
-    pub external_id: Option<String>,
+    pub external_id: Option<Text>,
     /// QBRs only, up to 10,000 characters.
-    pub agenda: Option<String>,
+    pub agenda: Option<Text>,
     /// QBRs only, up to 10,000 characters.
-    pub outcome: Option<String>,
+    pub outcome: Option<Text>,
 }
 
 impl Example for CreateTouchpoint {
@@ -187,16 +188,16 @@ impl Example for CreateTouchpoint {
 impl From<CreateTouchpoint> for NewTouchpoint {
     fn from(b: CreateTouchpoint) -> Self {
         NewTouchpoint {
-            account_id: b.account_id.0,
-            contact_id: b.contact_id,
+            account_id: b.account_id.0.map(String::from),
+            contact_id: b.contact_id.map(String::from),
             kind: b.kind.0.map(EnumText::into_string),
             occurred_at: b.occurred_at.0.map(|t| parse_rfc3339(t.trim()).ok_or(())),
-            subject: b.subject.0,
-            summary: b.summary,
-            source: b.source,
-            external_id: b.external_id,
-            agenda: b.agenda,
-            outcome: b.outcome,
+            subject: b.subject.0.map(String::from),
+            summary: b.summary.map(String::from),
+            source: b.source.map(String::from),
+            external_id: b.external_id.map(String::from),
+            agenda: b.agenda.map(String::from),
+            outcome: b.outcome.map(String::from),
         }
     }
 }

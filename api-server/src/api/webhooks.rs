@@ -10,6 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::text::{texts, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
@@ -100,11 +101,11 @@ pub struct WebhookEndpointWithSecret {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateWebhookEndpoint {
     /// An http(s) URL on a public address.
-    pub url: Required<String>,
+    pub url: Required<Text>,
     /// Event types to send, or `["*"]` for every type.
-    pub events: Required<Vec<String>>,
+    pub events: Required<Vec<Text>>,
     /// At most 500 characters.
-    pub description: Option<String>,
+    pub description: Option<Text>,
     /// Default `true`.
     pub enabled: Option<bool>,
 }
@@ -125,10 +126,10 @@ impl Example for CreateWebhookEndpoint {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
-    pub url: MaybeUndefined<String>,
-    pub events: MaybeUndefined<Vec<String>>,
+    pub url: MaybeUndefined<Text>,
+    pub events: MaybeUndefined<Vec<Text>>,
     #[oai(nullable)]
-    pub description: MaybeUndefined<String>,
+    pub description: MaybeUndefined<Text>,
     pub enabled: MaybeUndefined<bool>,
 }
 
@@ -280,10 +281,10 @@ impl WebhooksApi {
     ) -> Result<Created, ApiError> {
         let b = body.0;
         let changes = EndpointChanges {
-            url: given(b.url.0, |v| v),
-            events: given(b.events.0, |v| v),
-            description: given(b.description, |v| v),
-            enabled: given(b.enabled, |v| v),
+            url: given(b.url.0, Into::into),
+            events: given(b.events.0, texts),
+            description: given(b.description, Into::into),
+            enabled: given(b.enabled, Into::into),
         };
         let (endpoint, secret) = domain::create(crm, &Tenant::from(&auth.principal), crm.webhook_targets(), changes).await?;
         let location = format!("/api/v1/webhook-endpoints/{}", endpoint.id);
@@ -316,10 +317,10 @@ impl WebhooksApi {
     ) -> Result<Body<Single<WebhookEndpoint>>, ApiError> {
         let b = body.0;
         let changes = EndpointChanges {
-            url: patch(b.url, |v| v),
-            events: patch(b.events, |v| v),
-            description: patch(b.description, |v| v),
-            enabled: patch(b.enabled, |v| v),
+            url: patch(b.url, Into::into),
+            events: patch(b.events, texts),
+            description: patch(b.description, Into::into),
+            enabled: patch(b.enabled, Into::into),
         };
         let endpoint = domain::update(crm, &Tenant::from(&auth.principal), crm.webhook_targets(), &id, changes).await?;
         Ok(Body(Single::new(endpoint.into())))
