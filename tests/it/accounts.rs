@@ -224,24 +224,28 @@ async fn validation_reports_every_failing_field(app: &mut TestApp) {
 }
 
 // poem-openapi's own `String` takes a number or a boolean and keeps its text (a phone
-// number "false"); a field documented as a string takes only a string. (Like every
-// type error poem-openapi finds, it is reported against `body`: its message does not
-// name the field.)
+// number "false"); a field documented as a string takes only a string, and the 422
+// names the value's path (poem-openapi's message names no field).
 async fn a_number_or_a_boolean_is_no_string(app: &mut TestApp) {
     let issue = |answer: &Answer| answer.body["error"]["details"][0]["issue"].as_str().unwrap_or_default().to_owned();
     let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&json!({"name": 12345})), &[]).await;
-    assert_eq!(failing_fields(&answer), ["body"]);
-    assert!(issue(&answer).contains("\"string\", found 12345"), "{}", answer.body);
+    assert_eq!(failing_fields(&answer), ["name"]);
+    assert_eq!(issue(&answer), "must be a string, not 12345");
     let sites = json!({"name": "Ok", "sites": [{"name": true}]});
     let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&sites), &[]).await;
-    assert_eq!(failing_fields(&answer), ["body"]);
-    assert!(issue(&answer).contains("\"string\", found true"), "{}", answer.body);
+    assert_eq!(failing_fields(&answer), ["sites[0].name"]);
+    assert_eq!(issue(&answer), "must be a string, not true");
+    let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&json!({"name": "Ok", "seats": "12"})), &[]).await;
+    assert_eq!(failing_fields(&answer), ["seats"], "any type, not only strings");
+    assert_eq!(issue(&answer), "must be an integer, not \"12\"");
+    let answer = app.send(Method::POST, "/api/v1/accounts", &app.admin_key, Some(&json!([{"name": "Ok"}])), &[]).await;
+    assert_eq!(failing_fields(&answer), ["body"], "the body itself");
     let (_, none) = app.get_key("/api/v1/accounts", &app.admin_key).await;
     assert_eq!(none["data"].as_array().map(Vec::len), Some(0), "nothing was created");
     let id = account(app, "Valid").await;
     let path = format!("/api/v1/accounts/{id}");
     let answer = app.send(Method::PATCH, &path, &app.admin_key, Some(&json!({"domain": false})), &[]).await;
-    assert_eq!(failing_fields(&answer), ["body"]);
+    assert_eq!(failing_fields(&answer), ["domain"]);
     let (_, unchanged) = app.get_key(&path, &app.admin_key).await;
     assert_eq!(unchanged["data"]["domain"], serde_json::Value::Null);
     // In a bulk upsert the item is refused alone.
@@ -253,6 +257,7 @@ async fn a_number_or_a_boolean_is_no_string(app: &mut TestApp) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.body["data"]["created"], 1, "{}", answer.body);
     assert_eq!(answer.body["data"]["errors"][0]["index"], 1, "{}", answer.body);
+    assert_eq!(answer.body["data"]["errors"][0]["field"], "hostname", "{}", answer.body);
 }
 
 async fn a_domain_belongs_to_one_account(app: &mut TestApp) {

@@ -122,7 +122,7 @@ async fn deal_validation_reports_every_failing_field(app: &mut TestApp) {
     let answer = app.send(Method::POST, "/api/v1/deals", &app.admin_key, Some(&json!({"stage": "DISCOVERY"})), &[]).await;
     assert_eq!(failing_fields(&answer), ["accountId", "name", "amount"]);
     let answer = app.send(Method::POST, "/api/v1/deals", &app.admin_key, Some(&json!({"amount": "lots"})), &[]).await;
-    assert_eq!(failing_fields(&answer), ["body"], "a value of the wrong JSON type is a 422 too");
+    assert_eq!(failing_fields(&answer), ["amount"], "a value of the wrong JSON type is a 422 naming it");
     let acme = account(app, "Acme").await;
     let d = deal(app, &acme, "D").await;
     let answer = patch_deal(app, &app.admin_key, d["id"].as_str().expect("id"), json!({"probability": 50})).await;

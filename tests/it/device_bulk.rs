@@ -142,7 +142,7 @@ async fn bulk_skips_invalid_items_stores_the_rest_and_reports_each(app: &mut Tes
         [
             (1, Some("bad-1"), Some("hostname")),
             (1, Some("bad-1"), Some("kind")),
-            (2, Some("bad-2"), None),
+            (2, Some("bad-2"), Some("hostname")),
             (3, Some("bad-3"), Some("colour")),
             (4, Some("good-0"), Some("rmmAgentId")),
             (5, Some("bad-5"), Some("accountId")),

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -290,7 +290,7 @@ impl AccountsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateAccount>,
+        body: JsonBody<CreateAccount>,
     ) -> Result<Created<Account>, ApiError> {
         let account = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/accounts/{}", account.id), account.etag());
@@ -325,7 +325,7 @@ impl AccountsApi {
         /// An `ETag` of the account: update only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<UpdateAccount>,
+        body: JsonBody<UpdateAccount>,
     ) -> Result<Tagged<Account>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let tenant = Tenant::from(&auth.principal);

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Principal, ScopeSet};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
 use super::wire::{Body, IdempotencyKey};
@@ -228,7 +228,7 @@ impl AdminApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
-        body: Json<CreateApiKey>,
+        body: JsonBody<CreateApiKey>,
     ) -> Result<Body<Single<NewApiKey>>, ApiError> {
         let scopes = match (&body.scopes, body.preset) {
             (Some(_), Some(_)) => return Err(ApiError::field("preset", "give either scopes or preset, not both")),
@@ -331,7 +331,7 @@ impl AdminApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(service): Data<&Arc<AuthService>>,
-        body: Json<CreateOAuthClient>,
+        body: JsonBody<CreateOAuthClient>,
     ) -> Result<Body<Single<NewOAuthClient>>, ApiError> {
         let scopes = grantable(&auth, "scopes", &body.scopes)?;
         let (info, secret) = service.create_client(&auth.org_id, auth.env, scopes, &body.name).await?;

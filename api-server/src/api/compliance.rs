@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -355,7 +355,7 @@ impl ComplianceApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateComplianceItem>,
+        body: JsonBody<CreateComplianceItem>,
     ) -> Result<Created<ComplianceItem>, ApiError> {
         let item = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/compliance/items/{}", item.id), item.etag());
@@ -376,7 +376,7 @@ impl ComplianceApi {
         /// An `ETag` of the item: update only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<UpdateComplianceItem>,
+        body: JsonBody<UpdateComplianceItem>,
     ) -> Result<Tagged<ComplianceItem>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let item = domain::update(crm, &Tenant::from(&auth.principal), &id, body.0.into(), &precondition).await?;

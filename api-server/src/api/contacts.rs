@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -283,7 +283,7 @@ impl ContactsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateContact>,
+        body: JsonBody<CreateContact>,
     ) -> Result<Created<Contact>, ApiError> {
         let contact = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/contacts/{}", contact.id), contact.etag());
@@ -318,7 +318,7 @@ impl ContactsApi {
         /// An `ETag` of the contact: update only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<UpdateContact>,
+        body: JsonBody<UpdateContact>,
     ) -> Result<Tagged<Contact>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let tenant = Tenant::from(&auth.principal);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::contracts::{BillingPeriod, Contract, ContractStatus, ServiceCategory};
 use super::security::{AdminWrite, Auth, Scopes};
@@ -178,7 +178,7 @@ impl AdminContractsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateContract>,
+        body: JsonBody<CreateContract>,
     ) -> Result<Created<Contract>, ApiError> {
         let detail = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/contracts/{}", detail.contract.id), detail.contract.etag());
@@ -204,7 +204,7 @@ impl AdminContractsApi {
         /// An `ETag` of the contract: amend only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<AmendContract>,
+        body: JsonBody<AmendContract>,
     ) -> Result<Created<Contract>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let tenant = Tenant::from(&auth.principal);

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -338,7 +338,7 @@ impl DealsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateDeal>,
+        body: JsonBody<CreateDeal>,
     ) -> Result<Created<Deal>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let detail = domain::create(crm, &tenant, body.0.into(), &auth.credential_id).await?;
@@ -376,7 +376,7 @@ impl DealsApi {
         /// An `ETag` of the deal: update only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<UpdateDeal>,
+        body: JsonBody<UpdateDeal>,
     ) -> Result<Tagged<Deal>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let tenant = Tenant::from(&auth.principal);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::Header;
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::{first_mismatch, JsonBody};
 use super::devices::CreateDevice;
 use super::security::{Auth, DevicesWrite, Scopes};
 use super::wire::{Body, IdempotencyKey, Lenient};
@@ -120,8 +120,12 @@ fn item(lenient: Lenient<CreateDevice>) -> BulkItem {
     match lenient.parsed {
         Ok(body) => BulkItem::Parsed(body.into()),
         Err(issue) => {
-            let field = Some(field_of(&issue)).filter(|f| f != "body");
             let rmm_agent_id = lenient.raw.get("rmmAgentId").and_then(|v| v.as_str()).map(str::to_owned);
+            // A value of the wrong type: poem-openapi's message names no field.
+            if let Some((field, issue)) = first_mismatch::<CreateDevice>(&lenient.raw).filter(|(f, _)| f != "body") {
+                return BulkItem::Malformed { rmm_agent_id, field: Some(field), issue };
+            }
+            let field = Some(field_of(&issue)).filter(|f| f != "body");
             BulkItem::Malformed { rmm_agent_id, field, issue }
         }
     }
@@ -181,7 +185,7 @@ impl DeviceBulkApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<BulkDevices>,
+        body: JsonBody<BulkDevices>,
     ) -> Result<Body<Single<BulkResult>>, ApiError> {
         let items = body.0.devices.into_iter().map(item).collect();
         let result = domain::upsert(crm, &Tenant::from(&auth.principal), items).await?;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -379,7 +379,7 @@ impl DevicesApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateDevice>,
+        body: JsonBody<CreateDevice>,
     ) -> Result<Created<Device>, ApiError> {
         let device = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/devices/{}", device.id), device.etag());
@@ -412,7 +412,7 @@ impl DevicesApi {
         /// An `ETag` of the device: update only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<UpdateDevice>,
+        body: JsonBody<UpdateDevice>,
     ) -> Result<Tagged<Device>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let tenant = Tenant::from(&auth.principal);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -324,7 +324,7 @@ impl HealthApi {
         /// The account id, `acc_…`.
         #[oai(name = "accountId")]
         account_id: Path<String>,
-        body: Json<PushSignal>,
+        body: JsonBody<PushSignal>,
     ) -> Result<Body<Single<HealthScore>>, ApiError> {
         let detail = domain::push(crm, &Tenant::from(&auth.principal), &account_id, body.0.into()).await?;
         Ok(Body(Single::new(detail.into())))

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -350,7 +350,7 @@ impl LeadsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateLead>,
+        body: JsonBody<CreateLead>,
     ) -> Result<Created<Lead>, ApiError> {
         let lead = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/leads/{}", lead.id), lead.etag());
@@ -385,7 +385,7 @@ impl LeadsApi {
         /// An `ETag` of the lead: update only that version.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<UpdateLead>,
+        body: JsonBody<UpdateLead>,
     ) -> Result<Tagged<Lead>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         let lead = domain::update(crm, &Tenant::from(&auth.principal), &id, body.0.into(), &precondition).await?;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod body;
 pub mod compliance;
 pub mod contacts;
 pub mod contract_admin;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -300,7 +300,7 @@ impl OnboardingApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateOnboardingProject>,
+        body: JsonBody<CreateOnboardingProject>,
     ) -> Result<Created<OnboardingProject>, ApiError> {
         let detail = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let (location, tag) = (format!("/api/v1/onboarding/projects/{}", detail.project.id), detail.project.etag());

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::contracts::ServiceCategory;
@@ -231,7 +231,7 @@ impl ReconciliationApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<SubmitReport>,
+        body: JsonBody<SubmitReport>,
     ) -> Result<Created<Reconciliation>, ApiError> {
         let tenant = Tenant::from(&auth.principal);
         let record = domain::submit(crm, &tenant, body.0.into(), &auth.credential_id).await?;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -264,7 +264,7 @@ impl TouchpointsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateTouchpoint>,
+        body: JsonBody<CreateTouchpoint>,
     ) -> Result<LogResponse, ApiError> {
         let (touchpoint, logged) = domain::create(crm, &Tenant::from(&auth.principal), body.0.into()).await?;
         let location = format!("/api/v1/touchpoints/{}", touchpoint.id);

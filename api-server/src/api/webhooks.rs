@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::body::JsonBody;
 use super::text::{texts, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
@@ -277,7 +277,7 @@ impl WebhooksApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKey>>,
         Data(crm): Data<&Arc<Crm>>,
-        body: Json<CreateWebhookEndpoint>,
+        body: JsonBody<CreateWebhookEndpoint>,
     ) -> Result<Created, ApiError> {
         let b = body.0;
         let changes = EndpointChanges {
@@ -313,7 +313,7 @@ impl WebhooksApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The endpoint id, `we_…`.
         id: Path<String>,
-        body: Json<UpdateWebhookEndpoint>,
+        body: JsonBody<UpdateWebhookEndpoint>,
     ) -> Result<Body<Single<WebhookEndpoint>>, ApiError> {
         let b = body.0;
         let changes = EndpointChanges {
