@@ -1,5 +1,8 @@
 //! Breadbox resource API (poem-openapi), the all-in-one server and the admin CLI.
 
+#[macro_use]
+mod macros;
+
 pub mod alloc;
 pub mod api;
 pub mod app;

@@ -1,10 +1,8 @@
 //! Request ids: one per request, in `X-Request-Id` and in every envelope's `meta`.
 //! Carried in a task-local so that any code answering the request can read it.
 
-use std::borrow::Cow;
 
-use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use serde_json::Value;
 
 use crate::inline::InlineStr;
@@ -52,32 +50,8 @@ impl serde::Serialize for RequestId {
     }
 }
 
-/// In the spec, a string.
-impl Type for RequestId {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        String::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        String::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        String::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
+// In the spec, a string.
+type_documented_as!(RequestId, String);
 
 impl ParseFromJSON for RequestId {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

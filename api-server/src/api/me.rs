@@ -1,11 +1,9 @@
 //! `GET /api/v1/me`: who the caller is.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use poem_openapi::{Object, OpenApi};
 use serde_json::value::RawValue;
 
@@ -60,31 +58,7 @@ impl From<&Principal> for Me {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScopeList(pub ScopeSet);
 
-impl Type for ScopeList {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        <Vec<String> as Type>::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        <Vec<String> as Type>::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        <Vec<String> as Type>::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
+type_documented_as!(ScopeList, Vec<String>);
 
 impl ParseFromJSON for ScopeList {
     fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
@@ -160,6 +134,8 @@ impl MeApi {
 
 #[cfg(test)]
 mod tests {
+    use poem_openapi::types::Type;
+
     use super::*;
 
     #[test]

@@ -1,9 +1,6 @@
 //! Strings of request bodies, parsed strictly.
 
-use std::borrow::Cow;
-
-use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use serde_json::Value;
 
 /// A JSON string of a request body. poem-openapi's `String` also takes a number or a
@@ -13,31 +10,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text(pub String);
 
-impl Type for Text {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        String::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        String::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        String::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&String> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-        Box::new(std::iter::once(&self.0))
-    }
-}
+type_documented_as!(Text, String);
 
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
