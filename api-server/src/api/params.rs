@@ -115,11 +115,6 @@ pub type Time = Documented<String, DateTime>;
 /// The `Idempotency-Key` header of a POST.
 pub type IdempotencyKey = Documented<String, IdempotencyKeyText>;
 
-/// The value of an optional documented parameter.
-pub fn value<T, D>(param: Option<Documented<T, D>>) -> Option<T> {
-    param.map(|p| p.value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
