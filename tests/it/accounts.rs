@@ -286,6 +286,9 @@ async fn if_match_guards_updates_with_412(app: &mut TestApp) {
     let v2 = ok.header("etag").expect("etag");
     let stale = app.send(Method::PATCH, &path, &key, Some(&json!({"seats": 11})), &[("If-Match", &v1)]).await;
     assert_eq!((stale.status, stale.body["error"]["code"].as_str()), (412, Some("precondition_failed")), "{}", stale.body);
+    // A change that breaks a rule is a 422 whatever its If-Match (RFC 9110 §13.2.1).
+    let invalid = app.send(Method::PATCH, &path, &key, Some(&json!({"seats": -1})), &[("If-Match", &v1)]).await;
+    assert_eq!(failing_fields(&invalid), ["seats"]);
     let stale_delete = app.send(Method::DELETE, &path, &key, None, &[("If-Match", &v1)]).await;
     assert_eq!(stale_delete.status, 412);
     let weak = app.send(Method::PATCH, &path, &key, Some(&body), &[("If-Match", &format!("W/{v2}"))]).await;

@@ -100,4 +100,39 @@ async fn served_spec_and_swagger_ui(app: &mut TestApp) {
     assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
 }
 
-both_backends!(served_spec_and_swagger_ui);
+// The `maxLength` the spec documents is the length the domain enforces: a text of that
+// many characters is stored, one more is a 422 naming the field.
+async fn documented_max_lengths_are_the_ones_enforced(app: &mut TestApp) {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("the spec is JSON");
+    let max = |schema: &str, field: &str| {
+        let max = &spec["components"]["schemas"][schema]["properties"][field]["maxLength"];
+        usize::try_from(max.as_u64().unwrap_or_else(|| panic!("{schema}.{field} has no maxLength"))).expect("a length")
+    };
+    let acme = app.send(reqwest::Method::POST, "/api/v1/accounts", &app.admin_key, Some(&serde_json::json!({"name": "Acme"})), &[]).await;
+    let acme = acme.body["data"]["id"].as_str().expect("id").to_owned();
+    let cases = [
+        ("/api/v1/accounts", "CreateAccount", "name", serde_json::json!({})),
+        ("/api/v1/contacts", "CreateContact", "phone", serde_json::json!({"firstName": "F", "lastName": "L"})),
+        ("/api/v1/devices", "CreateDevice", "hostname", serde_json::json!({"accountId": acme, "rmmAgentId": "agent"})),
+        ("/api/v1/touchpoints", "CreateTouchpoint", "subject", serde_json::json!({"accountId": acme, "type": "CALL", "occurredAt": "2026-12-01T10:00:00Z"})),
+    ];
+    for (path, schema, field, base) in cases {
+        let n = max(schema, field);
+        for (length, accepted) in [(n, true), (n + 1, false)] {
+            let mut body = base.clone();
+            body[field] = Value::from("x".repeat(length));
+            if path == "/api/v1/devices" {
+                body["rmmAgentId"] = Value::from(format!("agent-{length}"));
+            }
+            let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(&body), &[]).await;
+            if accepted {
+                assert_eq!(answer.status, 201, "{schema}.{field} of {length}: {}", answer.body);
+            } else {
+                assert_eq!(answer.status, 422, "{schema}.{field} of {length}: {}", answer.body);
+                assert_eq!(answer.body["error"]["details"][0]["field"], field, "{}", answer.body);
+            }
+        }
+    }
+}
+
+both_backends!(served_spec_and_swagger_ui, documented_max_lengths_are_the_ones_enforced);

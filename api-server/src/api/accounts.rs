@@ -63,10 +63,10 @@ impl From<Lifecycle> for domain::Lifecycle {
 #[serde(rename_all = "camelCase")]
 pub struct Site {
     /// What the client calls it, e.g. "Head office".
-    pub name: Text,
+    pub name: Text<{ crate::domain::accounts::SITE_NAME_MAX }>,
     /// Postal address, free text.
     #[oai(nullable)]
-    pub address: Option<Text>,
+    pub address: Option<Text<{ crate::domain::accounts::ADDRESS_MAX }>>,
 }
 
 /// A client of the MSP.
@@ -147,17 +147,17 @@ fn site_inputs(sites: Vec<Site>) -> Vec<SiteInput> {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateAccount {
     /// 1–200 characters.
-    pub name: Required<Text>,
+    pub name: Required<Text<{ crate::domain::accounts::NAME_MAX }>>,
     /// A DNS name such as `contoso.com`, unique among your accounts.
     pub domain: Option<Text>,
-    pub industry: Option<Text>,
+    pub industry: Option<Text<{ crate::domain::accounts::INDUSTRY_MAX }>>,
     pub lifecycle: Option<EnumText<Lifecycle>>,
     /// At most 100.
     pub sites: Option<Vec<Site>>,
     pub primary_contact_id: Option<Text>,
     /// 0 or more.
     pub seats: Option<i64>,
-    pub notes: Option<Text>,
+    pub notes: Option<Text<{ crate::domain::accounts::NOTES_MAX }>>,
 }
 
 impl Example for CreateAccount {
@@ -195,11 +195,11 @@ impl From<CreateAccount> for AccountChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateAccount {
-    pub name: MaybeUndefined<Text>,
+    pub name: MaybeUndefined<Text<{ crate::domain::accounts::NAME_MAX }>>,
     #[oai(nullable)]
     pub domain: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub industry: MaybeUndefined<Text>,
+    pub industry: MaybeUndefined<Text<{ crate::domain::accounts::INDUSTRY_MAX }>>,
     pub lifecycle: MaybeUndefined<EnumText<Lifecycle>>,
     /// Replaces every site; `null` or `[]` removes them all.
     #[oai(nullable)]
@@ -209,7 +209,7 @@ pub struct UpdateAccount {
     #[oai(nullable)]
     pub seats: MaybeUndefined<i64>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<Text>,
+    pub notes: MaybeUndefined<Text<{ crate::domain::accounts::NOTES_MAX }>>,
 }
 
 impl Example for UpdateAccount {

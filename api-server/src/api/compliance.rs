@@ -171,11 +171,11 @@ pub struct CreateComplianceItem {
     pub account_id: Required<Text>,
     pub framework: Required<EnumText<ComplianceFramework>>,
     /// 1–50 characters; unique per account and framework.
-    pub control_id: Required<Text>,
+    pub control_id: Required<Text<{ crate::domain::compliance::CONTROL_MAX }>>,
     /// 1–300 characters.
-    pub title: Required<Text>,
+    pub title: Required<Text<{ crate::domain::compliance::TITLE_MAX }>>,
     pub status: Option<EnumText<ComplianceStatus>>,
-    pub evidence_notes: Option<Text>,
+    pub evidence_notes: Option<Text<{ crate::domain::compliance::NOTES_MAX }>>,
     /// `YYYY-MM-DD`.
     pub due_date: Option<Text>,
     /// RFC 3339, not in the future.
@@ -218,11 +218,11 @@ impl From<CreateComplianceItem> for ItemChanges {
 pub struct UpdateComplianceItem {
     pub account_id: MaybeUndefined<Text>,
     pub framework: MaybeUndefined<EnumText<ComplianceFramework>>,
-    pub control_id: MaybeUndefined<Text>,
-    pub title: MaybeUndefined<Text>,
+    pub control_id: MaybeUndefined<Text<{ crate::domain::compliance::CONTROL_MAX }>>,
+    pub title: MaybeUndefined<Text<{ crate::domain::compliance::TITLE_MAX }>>,
     pub status: MaybeUndefined<EnumText<ComplianceStatus>>,
     #[oai(nullable)]
-    pub evidence_notes: MaybeUndefined<Text>,
+    pub evidence_notes: MaybeUndefined<Text<{ crate::domain::compliance::NOTES_MAX }>>,
     #[oai(nullable)]
     pub due_date: MaybeUndefined<Text>,
     #[oai(nullable)]

@@ -150,13 +150,13 @@ fn link_inputs(links: Vec<NewAccountLink>) -> Vec<LinkInput> {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateContact {
     /// 1–100 characters.
-    pub first_name: Required<Text>,
+    pub first_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
     /// 1–100 characters.
-    pub last_name: Required<Text>,
+    pub last_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
     pub email: Option<Text>,
-    pub phone: Option<Text>,
-    pub title: Option<Text>,
-    pub notes: Option<Text>,
+    pub phone: Option<Text<{ crate::domain::contacts::PHONE_MAX }>>,
+    pub title: Option<Text<{ crate::domain::contacts::TITLE_MAX }>>,
+    pub notes: Option<Text<{ crate::domain::contacts::NOTES_MAX }>>,
     /// Accounts to link, each with the contact's role there (at most 50).
     pub accounts: Option<Vec<NewAccountLink>>,
 }
@@ -194,16 +194,16 @@ impl From<CreateContact> for ContactChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateContact {
-    pub first_name: MaybeUndefined<Text>,
-    pub last_name: MaybeUndefined<Text>,
+    pub first_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
+    pub last_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
     #[oai(nullable)]
     pub email: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub phone: MaybeUndefined<Text>,
+    pub phone: MaybeUndefined<Text<{ crate::domain::contacts::PHONE_MAX }>>,
     #[oai(nullable)]
-    pub title: MaybeUndefined<Text>,
+    pub title: MaybeUndefined<Text<{ crate::domain::contacts::TITLE_MAX }>>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<Text>,
+    pub notes: MaybeUndefined<Text<{ crate::domain::contacts::NOTES_MAX }>>,
     pub accounts: MaybeUndefined<Vec<NewAccountLink>>,
 }
 

@@ -25,7 +25,7 @@ use crate::error::ApiError;
 pub struct ServiceLineInput {
     pub category: Required<EnumText<ServiceCategory>>,
     /// 1–500 characters.
-    pub description: Required<Text>,
+    pub description: Required<Text<{ crate::domain::service_lines::DESCRIPTION_MAX }>>,
     /// 0 to 1,000,000 units.
     pub quantity: Required<i64>,
     /// Per unit and billing period, in the currency's minor unit: 0 to 10,000,000,000.
@@ -63,7 +63,7 @@ pub struct CreateContract {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<Text>,
+    pub name: Required<Text<{ crate::domain::contracts::NAME_MAX }>>,
     pub status: Option<EnumText<ContractStatus>>,
     /// `YYYY-MM-DD`.
     pub start_date: Required<Text>,
@@ -72,7 +72,7 @@ pub struct CreateContract {
     pub auto_renew: Option<bool>,
     /// ISO 4217 code.
     pub currency: Option<Text>,
-    pub notes: Option<Text>,
+    pub notes: Option<Text<{ crate::domain::contracts::NOTES_MAX }>>,
     /// Up to 200 lines (an empty list is allowed).
     pub service_lines: Required<Vec<ServiceLineInput>>,
 }
@@ -120,7 +120,7 @@ pub struct AmendContract {
     /// `YYYY-MM-DD`.
     pub effective_date: Required<Text>,
     /// 1–2,000 characters: what was agreed.
-    pub description: Required<Text>,
+    pub description: Required<Text<{ crate::domain::contracts::DESCRIPTION_MAX }>>,
     pub name: MaybeUndefined<Text>,
     pub status: MaybeUndefined<EnumText<ContractStatus>>,
     #[oai(nullable)]

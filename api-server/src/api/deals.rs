@@ -198,7 +198,7 @@ pub struct CreateDeal {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<Text>,
+    pub name: Required<Text<{ crate::domain::deals::NAME_MAX }>>,
     pub stage: Option<EnumText<Stage>>,
     /// In the currency's minor unit (cents), 0 or more.
     pub amount: Required<i64>,
@@ -207,8 +207,8 @@ pub struct CreateDeal {
     /// `YYYY-MM-DD`.
     pub expected_close_date: Option<Text>,
     /// Required when `stage` is `LOST`; allowed only for `WON` and `LOST`.
-    pub outcome_reason: Option<Text>,
-    pub notes: Option<Text>,
+    pub outcome_reason: Option<Text<{ crate::domain::deals::REASON_MAX }>>,
+    pub notes: Option<Text<{ crate::domain::deals::NOTES_MAX }>>,
 }
 
 impl Example for CreateDeal {
@@ -247,16 +247,16 @@ impl From<CreateDeal> for DealChanges {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateDeal {
     pub account_id: MaybeUndefined<Text>,
-    pub name: MaybeUndefined<Text>,
+    pub name: MaybeUndefined<Text<{ crate::domain::deals::NAME_MAX }>>,
     pub stage: MaybeUndefined<EnumText<Stage>>,
     pub amount: MaybeUndefined<i64>,
     pub currency: MaybeUndefined<Text>,
     #[oai(nullable)]
     pub expected_close_date: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub outcome_reason: MaybeUndefined<Text>,
+    pub outcome_reason: MaybeUndefined<Text<{ crate::domain::deals::REASON_MAX }>>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<Text>,
+    pub notes: MaybeUndefined<Text<{ crate::domain::deals::NOTES_MAX }>>,
 }
 
 impl Example for UpdateDeal {

@@ -196,15 +196,15 @@ pub struct CreateDevice {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// The RMM's id of the agent, 1–200 characters; unique among your devices.
-    pub rmm_agent_id: Required<Text>,
+    pub rmm_agent_id: Required<Text<{ crate::domain::devices::AGENT_ID_MAX }>>,
     /// 1–255 characters.
-    pub hostname: Required<Text>,
+    pub hostname: Required<Text<{ crate::domain::devices::HOSTNAME_MAX }>>,
     pub kind: Option<EnumText<DeviceKind>>,
-    pub os: Option<Text>,
-    pub os_version: Option<Text>,
-    pub serial_number: Option<Text>,
-    pub manufacturer: Option<Text>,
-    pub model: Option<Text>,
+    pub os: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
+    pub os_version: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
+    pub serial_number: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
+    pub manufacturer: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
+    pub model: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
     /// RFC 3339; at most a day ahead of the server's clock.
     pub last_seen_at: Option<Text>,
     /// RFC 3339.
@@ -259,19 +259,19 @@ impl From<CreateDevice> for DeviceChanges {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateDevice {
     pub account_id: MaybeUndefined<Text>,
-    pub rmm_agent_id: MaybeUndefined<Text>,
-    pub hostname: MaybeUndefined<Text>,
+    pub rmm_agent_id: MaybeUndefined<Text<{ crate::domain::devices::AGENT_ID_MAX }>>,
+    pub hostname: MaybeUndefined<Text<{ crate::domain::devices::HOSTNAME_MAX }>>,
     pub kind: MaybeUndefined<EnumText<DeviceKind>>,
     #[oai(nullable)]
-    pub os: MaybeUndefined<Text>,
+    pub os: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,
     #[oai(nullable)]
-    pub os_version: MaybeUndefined<Text>,
+    pub os_version: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,
     #[oai(nullable)]
-    pub serial_number: MaybeUndefined<Text>,
+    pub serial_number: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,
     #[oai(nullable)]
-    pub manufacturer: MaybeUndefined<Text>,
+    pub manufacturer: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,
     #[oai(nullable)]
-    pub model: MaybeUndefined<Text>,
+    pub model: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,
     #[oai(nullable)]
     pub last_seen_at: MaybeUndefined<Text>,
     #[oai(nullable)]

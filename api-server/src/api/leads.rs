@@ -191,7 +191,7 @@ impl From<domain::Lead> for Lead {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateLead {
     /// 1–200 characters.
-    pub company_name: Required<Text>,
+    pub company_name: Required<Text<{ crate::domain::leads::NAME_MAX }>>,
     /// A domain name such as `contoso.com`.
     pub domain: Option<Text>,
     pub industry: Option<EnumText<LeadIndustry>>,
@@ -201,9 +201,9 @@ pub struct CreateLead {
     pub seat_estimate: Option<i64>,
     pub source: Option<EnumText<LeadSource>>,
     pub status: Option<EnumText<LeadStatus>>,
-    pub contact_name: Option<Text>,
+    pub contact_name: Option<Text<{ crate::domain::leads::NAME_MAX }>>,
     pub contact_email: Option<Text>,
-    pub notes: Option<Text>,
+    pub notes: Option<Text<{ crate::domain::leads::NOTES_MAX }>>,
 }
 
 impl Example for CreateLead {
@@ -245,7 +245,7 @@ impl From<CreateLead> for LeadChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateLead {
-    pub company_name: MaybeUndefined<Text>,
+    pub company_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }>>,
     #[oai(nullable)]
     pub domain: MaybeUndefined<Text>,
     #[oai(nullable)]
@@ -258,11 +258,11 @@ pub struct UpdateLead {
     pub source: MaybeUndefined<EnumText<LeadSource>>,
     pub status: MaybeUndefined<EnumText<LeadStatus>>,
     #[oai(nullable)]
-    pub contact_name: MaybeUndefined<Text>,
+    pub contact_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }>>,
     #[oai(nullable)]
     pub contact_email: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<Text>,
+    pub notes: MaybeUndefined<Text<{ crate::domain::leads::NOTES_MAX }>>,
 }
 
 impl Example for UpdateLead {

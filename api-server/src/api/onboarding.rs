@@ -181,7 +181,7 @@ impl From<ProjectDetail> for OnboardingProject {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct NewMilestone {
     /// 1–200 characters.
-    pub name: Required<Text>,
+    pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }>>,
     /// `YYYY-MM-DD`.
     pub due_date: Option<Text>,
 }
@@ -193,12 +193,12 @@ pub struct CreateOnboardingProject {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<Text>,
+    pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }>>,
     /// `YYYY-MM-DD`.
     pub start_date: Option<Text>,
     /// `YYYY-MM-DD`, not before `startDate`.
     pub target_date: Option<Text>,
-    pub notes: Option<Text>,
+    pub notes: Option<Text<{ crate::domain::onboarding::NOTES_MAX }>>,
     /// 1 to 50, in order.
     pub milestones: Required<Vec<NewMilestone>>,
 }

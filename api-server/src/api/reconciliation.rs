@@ -144,7 +144,7 @@ pub struct SubmitReport {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// The reporting tool, 1–100 characters.
-    pub source: Required<Text>,
+    pub source: Required<Text<{ crate::domain::reconciliation::SOURCE_MAX }>>,
     /// RFC 3339, not in the future; defaults to now.
     pub reported_at: Option<Text>,
     /// At least one.

@@ -1,18 +1,50 @@
 //! Strings of request bodies, parsed strictly.
 
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
 /// A JSON string of a request body. poem-openapi's `String` also takes a number or a
 /// boolean and keeps its text (`{"phone": false}` stored the phone number "false"); a
 /// field documented as a string takes only a string, else the request is a 422 naming
-/// it.
+/// it. `MAX` (0: none) is the longest text the domain accepts, documented in the spec
+/// as `maxLength`; the domain checks it (trimmed), with the request's other rules, so
+/// that one 422 lists every failing field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text(pub String);
+pub struct Text<const MAX: usize = 0>(pub String);
 
-type_documented_as!(Text, String);
+impl<const MAX: usize> Type for Text<MAX> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
 
-impl ParseFromJSON for Text {
+    fn name() -> Cow<'static, str> {
+        String::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        match MAX {
+            0 => String::schema_ref(),
+            max => MetaSchemaRef::Inline(Box::new(MetaSchema { max_length: Some(max), ..MetaSchema::new("string") })),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        String::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl<const MAX: usize> ParseFromJSON for Text<MAX> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
             Some(Value::String(text)) => Ok(Text(text)),
@@ -21,25 +53,25 @@ impl ParseFromJSON for Text {
     }
 }
 
-impl ToJSON for Text {
+impl<const MAX: usize> ToJSON for Text<MAX> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.clone()))
     }
 }
 
-impl From<Text> for String {
-    fn from(text: Text) -> String {
+impl<const MAX: usize> From<Text<MAX>> for String {
+    fn from(text: Text<MAX>) -> String {
         text.0
     }
 }
 
-impl From<String> for Text {
-    fn from(text: String) -> Text {
+impl<const MAX: usize> From<String> for Text<MAX> {
+    fn from(text: String) -> Self {
         Text(text)
     }
 }
 
-impl serde::Serialize for Text {
+impl<const MAX: usize> serde::Serialize for Text<MAX> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
     }
@@ -50,13 +82,13 @@ pub fn texts(list: Vec<Text>) -> Vec<String> {
     list.into_iter().map(String::from).collect()
 }
 
-impl From<&str> for Text {
-    fn from(text: &str) -> Text {
+impl<const MAX: usize> From<&str> for Text<MAX> {
+    fn from(text: &str) -> Self {
         Text(text.to_owned())
     }
 }
 
-impl std::ops::Deref for Text {
+impl<const MAX: usize> std::ops::Deref for Text<MAX> {
     type Target = str;
 
     fn deref(&self) -> &str {
@@ -64,7 +96,7 @@ impl std::ops::Deref for Text {
     }
 }
 
-impl AsRef<str> for Text {
+impl<const MAX: usize> AsRef<str> for Text<MAX> {
     fn as_ref(&self) -> &str {
         &self.0
     }
@@ -76,10 +108,19 @@ mod tests {
 
     #[test]
     fn only_a_string_parses() {
-        assert_eq!(Text::parse_from_json(Some(Value::from("+1 207"))).ok(), Some(Text("+1 207".to_owned())));
+        assert_eq!(Text::<0>::parse_from_json(Some(Value::from("+1 207"))).ok(), Some(Text("+1 207".to_owned())));
         for other in [Value::from(false), Value::from(12), Value::from(1.5), serde_json::json!(["a"]), serde_json::json!({})] {
-            assert!(Text::parse_from_json(Some(other.clone())).is_err(), "{other} is not a string");
+            assert!(Text::<0>::parse_from_json(Some(other.clone())).is_err(), "{other} is not a string");
         }
         assert!(String::parse_from_json(Some(Value::from(false))).is_ok(), "poem-openapi's String would take it");
+    }
+
+    #[test]
+    fn the_longest_text_is_documented_not_checked() {
+        let MetaSchemaRef::Inline(schema) = Text::<50>::schema_ref() else { panic!("inline") };
+        assert_eq!((schema.ty, schema.max_length), ("string", Some(50)));
+        assert_eq!(Text::<0>::schema_ref(), String::schema_ref(), "no maximum: a plain string");
+        let long = Value::from("x".repeat(60));
+        assert!(Text::<50>::parse_from_json(Some(long)).is_ok(), "the domain checks the length, with the other rules");
     }
 }

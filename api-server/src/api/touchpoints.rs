@@ -154,18 +154,18 @@ pub struct CreateTouchpoint {
     /// RFC 3339; at most 5 minutes in the future.
     pub occurred_at: Required<Text>,
     /// 1–200 characters.
-    pub subject: Required<Text>,
+    pub subject: Required<Text<{ crate::domain::touchpoints::SUBJECT_MAX }>>,
     /// Up to 10,000 characters.
-    pub summary: Option<Text>,
+    pub summary: Option<Text<{ crate::domain::touchpoints::TEXT_MAX }>>,
     /// The logging tool, up to 64 characters; required with `externalId`.
-    pub source: Option<Text>,
+    pub source: Option<Text<{ crate::domain::touchpoints::SOURCE_MAX }>>,
     /// The touchpoint's id in `source`, up to 200 characters. Logging the same
     /// (source, externalId) again returns the touchpoint already logged (200).
-    pub external_id: Option<Text>,
+    pub external_id: Option<Text<{ crate::domain::touchpoints::EXTERNAL_ID_MAX }>>,
     /// QBRs only, up to 10,000 characters.
-    pub agenda: Option<Text>,
+    pub agenda: Option<Text<{ crate::domain::touchpoints::TEXT_MAX }>>,
     /// QBRs only, up to 10,000 characters.
-    pub outcome: Option<Text>,
+    pub outcome: Option<Text<{ crate::domain::touchpoints::TEXT_MAX }>>,
 }
 
 impl Example for CreateTouchpoint {

@@ -10,12 +10,12 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
-const NAME_MAX: usize = 200;
-const INDUSTRY_MAX: usize = 100;
-const NOTES_MAX: usize = 10_000;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const INDUSTRY_MAX: usize = 100;
+pub(crate) const NOTES_MAX: usize = 10_000;
 const SITES_MAX: usize = 100;
-const SITE_NAME_MAX: usize = 200;
-const ADDRESS_MAX: usize = 1_000;
+pub(crate) const SITE_NAME_MAX: usize = 200;
+pub(crate) const ADDRESS_MAX: usize = 1_000;
 const SEATS_MAX: i64 = 10_000_000;
 
 named_enum!(
@@ -208,7 +208,7 @@ pub async fn update(
     let mut update = Update::new("account", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        update.admit(&current)?;
+        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
@@ -216,6 +216,7 @@ pub async fn update(
             check_primary_contact(crm, tenant, &next, &mut v).await?;
         }
         v.finish(())?;
+        admitted?;
         if next == current {
             return Ok(current);
         }

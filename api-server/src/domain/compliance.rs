@@ -10,9 +10,9 @@ use super::validate::{self, Violations};
 use super::{unique_to_invalid, Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
-const CONTROL_MAX: usize = 50;
-const TITLE_MAX: usize = 300;
-const NOTES_MAX: usize = 10_000;
+pub(crate) const CONTROL_MAX: usize = 50;
+pub(crate) const TITLE_MAX: usize = 300;
+pub(crate) const NOTES_MAX: usize = 10_000;
 
 named_enum!(
     /// A compliance framework.
@@ -238,7 +238,7 @@ pub async fn update(
     let mut update = Update::new("compliance item", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        update.admit(&current)?;
+        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
@@ -246,6 +246,7 @@ pub async fn update(
             check_account(crm, tenant, &next.account_id, &mut v).await?;
         }
         v.finish(())?;
+        admitted?;
         if next == current {
             return Ok(current);
         }

@@ -12,10 +12,10 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
-const NAME_MAX: usize = 100;
-const PHONE_MAX: usize = 50;
-const TITLE_MAX: usize = 200;
-const NOTES_MAX: usize = 10_000;
+pub(crate) const NAME_MAX: usize = 100;
+pub(crate) const PHONE_MAX: usize = 50;
+pub(crate) const TITLE_MAX: usize = 200;
+pub(crate) const NOTES_MAX: usize = 10_000;
 const LINKS_MAX: usize = 50;
 
 named_enum!(
@@ -236,7 +236,7 @@ pub async fn update(
     let mut update = Update::new("contact", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        update.admit(&current)?;
+        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
@@ -244,6 +244,7 @@ pub async fn update(
             check_links(crm, tenant, &next, &mut v).await?;
         }
         v.finish(())?;
+        admitted?;
         sort_links(&mut next.accounts);
         if next == current {
             return Ok(current);

@@ -13,9 +13,9 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
-const NAME_MAX: usize = 200;
-const NOTES_MAX: usize = 10_000;
-const DESCRIPTION_MAX: usize = 2_000;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const NOTES_MAX: usize = 10_000;
+pub(crate) const DESCRIPTION_MAX: usize = 2_000;
 /// Days before the end date at which `contract.expiring_soon` is sent, once each.
 pub const EXPIRY_THRESHOLDS: [i64; 2] = [60, 30];
 

@@ -11,9 +11,9 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
-const NAME_MAX: usize = 200;
-const REASON_MAX: usize = 1_000;
-const NOTES_MAX: usize = 10_000;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const REASON_MAX: usize = 1_000;
+pub(crate) const NOTES_MAX: usize = 10_000;
 /// A trillion in major units, in minor units: far above any real deal.
 const AMOUNT_MAX: i64 = 100_000_000_000_000;
 
@@ -274,7 +274,7 @@ pub async fn update(
     let mut update = Update::new("deal", precondition);
     loop {
         let current = get_deal(crm, tenant, id).await?;
-        update.admit(&current)?;
+        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
@@ -283,6 +283,7 @@ pub async fn update(
             check_account(crm, tenant, &next, &mut v).await?;
         }
         v.finish(())?;
+        admitted?;
         if next == current {
             return with_history(crm, tenant, current).await;
         }

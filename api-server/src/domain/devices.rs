@@ -16,8 +16,8 @@ use crate::repo;
 use crate::time::parse_rfc3339;
 
 pub(crate) const AGENT_ID_MAX: usize = 200;
-const HOSTNAME_MAX: usize = 255;
-const TEXT_MAX: usize = 200;
+pub(crate) const HOSTNAME_MAX: usize = 255;
+pub(crate) const TEXT_MAX: usize = 200;
 /// How far ahead of our clock a reported `lastSeenAt` may be (RMM clocks drift).
 const FUTURE_SKEW_MS: i64 = 24 * 3_600_000;
 /// Devices handled per query of the sweep.
@@ -256,7 +256,7 @@ pub async fn update(
     let mut update = Update::new("device", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        update.admit(&current)?;
+        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), now_ms(), &mut v);
@@ -264,6 +264,7 @@ pub async fn update(
             check_account(crm, tenant, &next, &mut v).await?;
         }
         v.finish(())?;
+        admitted?;
         if next == current {
             return Ok(current);
         }

@@ -11,8 +11,8 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Precondition, Tenant, Update};
 use crate::repo;
 
-const NAME_MAX: usize = 200;
-const NOTES_MAX: usize = 10_000;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const NOTES_MAX: usize = 10_000;
 const COUNT_MAX: i64 = 10_000_000;
 
 named_enum!(
@@ -229,11 +229,12 @@ pub async fn update(
     let mut update = Update::new("lead", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        update.admit(&current)?;
+        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
         v.finish(())?;
+        admitted?;
         if next == current {
             return Ok(current);
         }

@@ -249,6 +249,10 @@ impl<'a> Update<'a> {
         Update { what, precondition, attempt: 0 }
     }
 
+    /// Whether `current` meets the precondition. Callers give its answer only after the
+    /// change's own rules passed: a request that breaks them is a 422 whatever its
+    /// `If-Match` (RFC 9110 §13.2.1: a precondition is ignored when the request would
+    /// fail without it).
     pub fn admit<T: Versioned>(&mut self, current: &T) -> Result<(), DomainError> {
         self.attempt += 1;
         match self.precondition {

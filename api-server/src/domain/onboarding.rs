@@ -11,8 +11,8 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Tenant};
 use crate::repo;
 
-const NAME_MAX: usize = 200;
-const NOTES_MAX: usize = 10_000;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const NOTES_MAX: usize = 10_000;
 const MILESTONES_MAX: usize = 50;
 
 named_enum!(

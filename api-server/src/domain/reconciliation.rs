@@ -16,7 +16,7 @@ use super::{Crm, DomainError, Tenant};
 use crate::repo;
 use crate::time::parse_rfc3339;
 
-const SOURCE_MAX: usize = 100;
+pub(crate) const SOURCE_MAX: usize = 100;
 pub const REPORTED_MAX: i64 = 10_000_000;
 /// How far in the future `reportedAt` may lie (clock skew of the reporting tool).
 const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;

@@ -4,7 +4,7 @@
 
 use super::validate::{self, Violations};
 
-const DESCRIPTION_MAX: usize = 500;
+pub(crate) const DESCRIPTION_MAX: usize = 500;
 pub const QUANTITY_MAX: i64 = 1_000_000;
 /// 100 million in major units, in minor units.
 pub const UNIT_PRICE_MAX: i64 = 10_000_000_000;

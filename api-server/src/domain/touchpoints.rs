@@ -13,10 +13,10 @@ use super::validate::{self, Violations};
 use super::{Crm, DomainError, Patch, Tenant};
 use crate::repo;
 
-const SUBJECT_MAX: usize = 200;
-const TEXT_MAX: usize = 10_000;
-const SOURCE_MAX: usize = 64;
-const EXTERNAL_ID_MAX: usize = 200;
+pub(crate) const SUBJECT_MAX: usize = 200;
+pub(crate) const TEXT_MAX: usize = 10_000;
+pub(crate) const SOURCE_MAX: usize = 64;
+pub(crate) const EXTERNAL_ID_MAX: usize = 200;
 
 named_enum!(
     /// What kind of interaction it was.

@@ -43,14 +43,16 @@ impl Violations {
     }
 }
 
-/// Trimmed text of 1 to `max` characters, or `None` (recorded) otherwise.
+/// Trimmed text of 1 to `max` characters, or `None` (recorded) otherwise. The length
+/// is the text's as sent, spaces around it included: it is what the spec documents as
+/// `maxLength`.
 pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) -> Option<String> {
     let trimmed = value.trim();
-    if trimmed.is_empty() {
-        v.add(field, "must not be empty");
-        None
-    } else if trimmed.chars().count() > max {
+    if value.chars().count() > max {
         v.add(field, format!("must be at most {max} characters"));
+        None
+    } else if trimmed.is_empty() {
+        v.add(field, "must not be empty");
         None
     } else if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
         v.add(field, "must not contain control characters");
@@ -78,7 +80,7 @@ pub fn optional_text(v: &mut Violations, field: &str, patch: Patch<String>, max:
     match patch {
         Patch::Keep => {}
         Patch::Clear => *slot = None,
-        Patch::Set(value) if value.trim().is_empty() => *slot = None,
+        Patch::Set(value) if value.trim().is_empty() && value.chars().count() <= max => *slot = None,
         Patch::Set(value) => {
             if let Some(value) = text(v, field, &value, max) {
                 *slot = Some(value);
@@ -183,6 +185,21 @@ mod tests {
         let fields: Vec<_> = v.into_vec().into_iter().map(|x| x.field).collect();
         assert_eq!(fields, ["name", "other", "seats"]);
         assert_eq!(name, "old");
+    }
+
+    #[test]
+    fn the_length_limit_counts_the_text_as_sent() {
+        let mut v = Violations::default();
+        assert_eq!(text(&mut v, "t", " abc ", 5).as_deref(), Some("abc"), "trimmed when stored");
+        assert_eq!(text(&mut v, "t", "  abc  ", 5), None, "7 characters sent");
+        let mut notes = Some("kept".to_owned());
+        optional_text(&mut v, "n", Patch::Set(" ".repeat(6)), 5, &mut notes);
+        assert_eq!(notes.as_deref(), Some("kept"), "blank but too long: refused, not a clear");
+        optional_text(&mut v, "n", Patch::Set(" ".repeat(5)), 5, &mut notes);
+        assert_eq!(notes, None, "blank within the limit clears");
+        let issues: Vec<_> = v.into_vec().into_iter().map(|x| (x.field, x.issue)).collect();
+        let too_long = "must be at most 5 characters".to_owned();
+        assert_eq!(issues, [("t".to_owned(), too_long.clone()), ("n".to_owned(), too_long)]);
     }
 
     #[test]
