@@ -74,6 +74,11 @@ pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::builder().status(code.status()).content_type("application/json; charset=utf-8").body(json)
 }
 
+/// The 405 envelope for `method` on `path`.
+pub(crate) fn method_not_allowed(method: &str, path: &str) -> Response {
+    error_response(ErrorCode::MethodNotAllowed, format!("{method} is not supported on {path}"))
+}
+
 /// The envelope response of an error raised anywhere below the middleware.
 pub(crate) fn envelope_for(err: poem::Error, method: &str, path: &str) -> Response {
     if err.is_from_response() {
@@ -91,7 +96,7 @@ pub(crate) fn envelope_for(err: poem::Error, method: &str, path: &str) -> Respon
     let code = ErrorCode::for_status(status);
     match status {
         StatusCode::NOT_FOUND => error_response(code, format!("no route for {method} {path}")),
-        StatusCode::METHOD_NOT_ALLOWED => error_response(code, format!("{method} is not supported on {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => method_not_allowed(method, path),
         s if s.is_server_error() => {
             tracing::error!(error = %err, "request failed");
             error_response(ErrorCode::InternalError, "unexpected server error; retry with backoff")

@@ -172,14 +172,13 @@ struct Methods {
 }
 
 impl Methods {
-    fn new(mut operations: Vec<Operation>) -> Methods {
+    fn new(operations: Vec<Operation>) -> Methods {
         use poem::http::Method;
-        operations.sort_by(|a, b| a.method.as_str().cmp(b.method.as_str()));
         let mut names: Vec<&str> = operations.iter().map(|op| op.method.as_str()).collect();
         if names.contains(&Method::GET.as_str()) && !names.contains(&Method::HEAD.as_str()) {
             names.push(Method::HEAD.as_str());
-            names.sort_unstable();
         }
+        names.sort_unstable();
         let allow = poem::http::HeaderValue::from_str(&names.join(", ")).expect("method names are header text");
         Methods { operations, allow }
     }
@@ -197,8 +196,7 @@ impl poem::Endpoint for Methods {
             None => (found(&Method::GET).filter(|_| req.method() == Method::HEAD), true),
         };
         let Some(operation) = operation else {
-            let message = format!("{} is not supported on {}", req.method(), req.uri().path());
-            let mut response = crate::middleware::error_response(crate::error::ErrorCode::MethodNotAllowed, message);
+            let mut response = crate::middleware::method_not_allowed(req.method().as_str(), req.uri().path());
             response.headers_mut().insert(poem::http::header::ALLOW, self.allow.clone());
             return Either::Right(ready(Err(poem::Error::from_response(response))));
         };
