@@ -96,7 +96,14 @@ pub(crate) fn envelope_for(err: poem::Error, method: &str, path: &str) -> Respon
     let code = ErrorCode::for_status(status);
     match status {
         StatusCode::NOT_FOUND => error_response(code, format!("no route for {method} {path}")),
-        StatusCode::METHOD_NOT_ALLOWED => method_not_allowed(method, path),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            // The API router sends its own 405 with `Allow`; this is the OAuth routes'.
+            let mut response = method_not_allowed(method, path);
+            if let Some(allow) = breadbox_auth::http::allowed_methods(path) {
+                response.headers_mut().insert(poem::http::header::ALLOW, poem::http::HeaderValue::from_static(allow));
+            }
+            response
+        }
         s if s.is_server_error() => {
             tracing::error!(error = %err, "request failed");
             error_response(ErrorCode::InternalError, "unexpected server error; retry with backoff")

@@ -44,6 +44,16 @@ pub fn attach(route: Route) -> Route {
         .at(JWKS_PATH, get(jwks_endpoint))
 }
 
+/// The methods `attach` routes on `path` (a GET answers HEAD too), as the `Allow` of
+/// its 405 (RFC 9110 §15.5.6); `None` for a path that is not one of them.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        TOKEN_PATH | INTROSPECT_PATH | REVOKE_PATH => Some("POST"),
+        METADATA_PATH | JWKS_PATH => Some("GET, HEAD"),
+        _ => None,
+    }
+}
+
 /// Parameters of the OAuth endpoints, from a form or a JSON body. Unknown parameters
 /// are ignored (RFC 6749 §3.2); repeated ones are an error.
 #[derive(Debug, Default, Deserialize)]

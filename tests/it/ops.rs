@@ -47,6 +47,27 @@ async fn routing_errors_use_the_envelope(app: &mut TestApp) {
     let response = app.http.put(app.url("/api/v1/accounts/acc_1")).send().await.expect("request");
     assert_eq!(response.status(), 405);
     assert_eq!(allow(&response).as_deref(), Some("DELETE, GET, HEAD, PATCH"));
+    // The OAuth routes too, each with the methods it answers (and answers no other).
+    for (path, methods) in [
+        ("/api/v1/auth/token", "POST"),
+        ("/api/v1/auth/introspect", "POST"),
+        ("/api/v1/auth/revoke", "POST"),
+        ("/.well-known/oauth-authorization-server", "GET, HEAD"),
+        ("/.well-known/jwks.json", "GET, HEAD"),
+    ] {
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+            let response =
+                app.http.request(reqwest::Method::from_bytes(method.as_bytes()).expect("a method"), app.url(path)).send().await.expect("request");
+            if methods.split(", ").any(|m| m == method) {
+                assert_ne!(response.status(), 405, "{method} {path}");
+                continue;
+            }
+            assert_eq!(allow(&response).as_deref(), Some(methods), "{method} {path}");
+            let (status, body) = read(response).await;
+            let code = if method == "HEAD" { None } else { Some("method_not_allowed") };
+            assert_eq!((status, body["error"]["code"].as_str()), (405, code), "{method} {path}");
+        }
+    }
 
     // HEAD is the GET without its body, as poem's method router answers it.
     let response = app.http.head(app.url("/api/v1/me")).header("X-API-Key", &app.admin_key).send().await.expect("request");

@@ -135,4 +135,82 @@ async fn documented_max_lengths_are_the_ones_enforced(app: &mut TestApp) {
     }
 }
 
-both_backends!(served_spec_and_swagger_ui, documented_max_lengths_are_the_ones_enforced);
+// The ranges the spec documents for numbers (`minimum`, `maximum`, `exclusiveMinimum`)
+// and lists (`minItems`, `maxItems`) are the ones the domain enforces: each bound is
+// accepted and the value just past it is a 422 naming the field.
+async fn documented_ranges_are_the_ones_enforced(app: &mut TestApp) {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("the spec is JSON");
+    let bound = |schema: &str, field: &str, key: &str| {
+        let value = &spec["components"]["schemas"][schema]["properties"][field][key];
+        value.as_f64().unwrap_or_else(|| panic!("{schema}.{field} documents no {key}"))
+    };
+    let acme = app.send(reqwest::Method::POST, "/api/v1/accounts", &app.admin_key, Some(&serde_json::json!({"name": "Acme"})), &[]).await;
+    let acme = acme.body["data"]["id"].as_str().expect("id").to_owned();
+    let signals = format!("/api/v1/health-scores/{acme}/signals");
+    let observed = breadbox_api::time::rfc3339(breadbox_auth::db::now_ms() - 1_000);
+    // (path, schema, field, a valid body without the field, the success status)
+    let numbers = [
+        ("/api/v1/accounts", "CreateAccount", "seats", serde_json::json!({"name": "Seats"}), 201),
+        ("/api/v1/deals", "CreateDeal", "amount", serde_json::json!({"accountId": acme, "name": "Deal"}), 201),
+        ("/api/v1/leads", "CreateLead", "employeeCount", serde_json::json!({"companyName": "Lead"}), 201),
+        (signals.as_str(), "PushSignal", "value", serde_json::json!({"source": "rmm", "name": "patching", "weight": 1, "observedAt": observed}), 200),
+        (signals.as_str(), "PushSignal", "weight", serde_json::json!({"source": "rmm", "name": "patching", "value": 50, "observedAt": observed}), 200),
+    ];
+    for (path, schema, field, base, ok) in numbers {
+        let (min, max) = (bound(schema, field, "minimum"), bound(schema, field, "maximum"));
+        let above_min = spec["components"]["schemas"][schema]["properties"][field]["exclusiveMinimum"] == true;
+        let step = if spec["components"]["schemas"][schema]["properties"][field]["type"] == "integer" { 1.0 } else { 0.5 };
+        let mut cases = vec![(max, true), (max + step, false), (min - step, false)];
+        cases.push((min, !above_min));
+        if above_min {
+            cases.push((min + step, true));
+        }
+        for (value, accepted) in cases {
+            let mut body = base.clone();
+            body[field] = if step == 1.0 { Value::from(value as i64) } else { Value::from(value) };
+            let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(&body), &[]).await;
+            if accepted {
+                assert_eq!(answer.status, ok, "{schema}.{field} = {value}: {}", answer.body);
+            } else {
+                assert_eq!(answer.status, 422, "{schema}.{field} = {value}: {}", answer.body);
+                assert_eq!(answer.body["error"]["details"][0]["field"], field, "{}", answer.body);
+            }
+        }
+    }
+    let site: fn(usize) -> Value = |i| serde_json::json!({"name": format!("Site {i}")});
+    let milestone: fn(usize) -> Value = |i| serde_json::json!({"name": format!("Milestone {i}")});
+    let lists = [
+        ("/api/v1/accounts", "CreateAccount", "sites", serde_json::json!({"name": "Sites"}), site),
+        (
+            "/api/v1/admin/onboarding-projects",
+            "CreateOnboardingProject",
+            "milestones",
+            serde_json::json!({"accountId": acme, "name": "Go-live"}),
+            milestone,
+        ),
+    ];
+    for (path, schema, field, base, item) in lists {
+        let max = bound(schema, field, "maxItems") as usize;
+        let min = spec["components"]["schemas"][schema]["properties"][field]["minItems"].as_u64().unwrap_or(0) as usize;
+        let mut cases = vec![(max, true), (max + 1, false), (min, true)];
+        if min > 0 {
+            cases.push((min - 1, false));
+        }
+        for (count, accepted) in cases {
+            let mut body = base.clone();
+            body[field] = Value::Array((0..count).map(item).collect());
+            let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(&body), &[]).await;
+            if accepted {
+                assert_eq!(answer.status, 201, "{schema}.{field} of {count}: {}", answer.body);
+            } else {
+                assert_eq!(answer.status, 422, "{schema}.{field} of {count}: {}", answer.body);
+                assert_eq!(answer.body["error"]["details"][0]["field"], field, "{}", answer.body);
+            }
+        }
+    }
+    // The bulk upsert's bound is the one its own tests send over (500 and 501).
+    assert_eq!(bound("BulkDevices", "devices", "maxItems") as usize, breadbox_api::domain::device_bulk::MAX_ITEMS);
+    assert_eq!(bound("BulkDevices", "devices", "minItems"), 1.0);
+}
+
+both_backends!(served_spec_and_swagger_ui, documented_max_lengths_are_the_ones_enforced, documented_ranges_are_the_ones_enforced);

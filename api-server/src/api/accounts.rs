@@ -10,6 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use super::body::JsonBody;
 use super::text::Text;
 use super::params::{Limit, Time};
+use super::ranged::{Int, Items};
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
 use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
@@ -138,7 +139,12 @@ impl From<domain::Account> for Account {
     }
 }
 
-fn site_inputs(sites: Vec<Site>) -> Vec<SiteInput> {
+/// Seats under management, as the domain bounds them.
+type Seats = Int<0, { domain::SEATS_MAX }>;
+/// An account's sites, as many as the domain keeps.
+type Sites = Items<Site, 0, { domain::SITES_MAX }>;
+
+fn site_inputs(sites: Sites) -> Vec<SiteInput> {
     sites.into_iter().map(|s| SiteInput { name: s.name.into(), address: s.address.map(String::from) }).collect()
 }
 
@@ -152,11 +158,9 @@ pub struct CreateAccount {
     pub domain: Option<Text>,
     pub industry: Option<Text<{ crate::domain::accounts::INDUSTRY_MAX }>>,
     pub lifecycle: Option<EnumText<Lifecycle>>,
-    /// At most 100.
-    pub sites: Option<Vec<Site>>,
+    pub sites: Option<Sites>,
     pub primary_contact_id: Option<Text>,
-    /// 0 or more.
-    pub seats: Option<i64>,
+    pub seats: Option<Seats>,
     pub notes: Option<Text<{ crate::domain::accounts::NOTES_MAX }>>,
 }
 
@@ -167,9 +171,9 @@ impl Example for CreateAccount {
             domain: Some("contosodental.com".into()),
             industry: Some("Healthcare".into()),
             lifecycle: None,
-            sites: Some(vec![Site { name: "Head office".into(), address: Some("12 Harbour St, Portland, ME 04101".into()) }]),
+            sites: Some(Items(vec![Site { name: "Head office".into(), address: Some("12 Harbour St, Portland, ME 04101".into()) }])),
             primary_contact_id: None,
-            seats: Some(42),
+            seats: Some(Int(42)),
             notes: None,
         }
     }
@@ -203,11 +207,11 @@ pub struct UpdateAccount {
     pub lifecycle: MaybeUndefined<EnumText<Lifecycle>>,
     /// Replaces every site; `null` or `[]` removes them all.
     #[oai(nullable)]
-    pub sites: MaybeUndefined<Vec<Site>>,
+    pub sites: MaybeUndefined<Sites>,
     #[oai(nullable)]
     pub primary_contact_id: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub seats: MaybeUndefined<i64>,
+    pub seats: MaybeUndefined<Seats>,
     #[oai(nullable)]
     pub notes: MaybeUndefined<Text<{ crate::domain::accounts::NOTES_MAX }>>,
 }
@@ -221,7 +225,7 @@ impl Example for UpdateAccount {
             lifecycle: MaybeUndefined::Value(EnumText::from("AT_RISK")),
             sites: MaybeUndefined::Undefined,
             primary_contact_id: MaybeUndefined::Undefined,
-            seats: MaybeUndefined::Value(45),
+            seats: MaybeUndefined::Value(Int(45)),
             notes: MaybeUndefined::Null,
         }
     }

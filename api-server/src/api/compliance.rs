@@ -9,7 +9,7 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
@@ -177,9 +177,9 @@ pub struct CreateComplianceItem {
     pub status: Option<EnumText<ComplianceStatus>>,
     pub evidence_notes: Option<Text<{ crate::domain::compliance::NOTES_MAX }>>,
     /// `YYYY-MM-DD`.
-    pub due_date: Option<Text>,
+    pub due_date: Option<Text<0, { format::DATE }>>,
     /// RFC 3339, not in the future.
-    pub last_reviewed_at: Option<Text>,
+    pub last_reviewed_at: Option<Text<0, { format::DATE_TIME }>>,
 }
 
 impl Example for CreateComplianceItem {
@@ -224,9 +224,9 @@ pub struct UpdateComplianceItem {
     #[oai(nullable)]
     pub evidence_notes: MaybeUndefined<Text<{ crate::domain::compliance::NOTES_MAX }>>,
     #[oai(nullable)]
-    pub due_date: MaybeUndefined<Text>,
+    pub due_date: MaybeUndefined<Text<0, { format::DATE }>>,
     #[oai(nullable)]
-    pub last_reviewed_at: MaybeUndefined<Text>,
+    pub last_reviewed_at: MaybeUndefined<Text<0, { format::DATE_TIME }>>,
 }
 
 impl Example for UpdateComplianceItem {

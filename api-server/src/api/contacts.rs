@@ -8,8 +8,9 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
+use super::ranged::Items;
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
 use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
@@ -141,7 +142,10 @@ impl From<domain::Contact> for Contact {
     }
 }
 
-fn link_inputs(links: Vec<NewAccountLink>) -> Vec<LinkInput> {
+/// A contact's links to accounts, as many as the domain keeps.
+type Links = Items<NewAccountLink, 0, { crate::domain::contacts::LINKS_MAX }>;
+
+fn link_inputs(links: Links) -> Vec<LinkInput> {
     links.into_iter().map(|l| LinkInput { account_id: l.account_id.into(), role: l.role.into_string() }).collect()
 }
 
@@ -153,12 +157,12 @@ pub struct CreateContact {
     pub first_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
     /// 1–100 characters.
     pub last_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
-    pub email: Option<Text>,
+    pub email: Option<Text<0, { format::EMAIL }>>,
     pub phone: Option<Text<{ crate::domain::contacts::PHONE_MAX }>>,
     pub title: Option<Text<{ crate::domain::contacts::TITLE_MAX }>>,
     pub notes: Option<Text<{ crate::domain::contacts::NOTES_MAX }>>,
     /// Accounts to link, each with the contact's role there (at most 50).
-    pub accounts: Option<Vec<NewAccountLink>>,
+    pub accounts: Option<Links>,
 }
 
 impl Example for CreateContact {
@@ -170,7 +174,7 @@ impl Example for CreateContact {
             phone: Some("+1 207 555 0142".into()),
             title: Some("Practice manager".into()),
             notes: None,
-            accounts: Some(vec![NewAccountLink { account_id: "acc_5Hq2vWZk3nR8yT1bC".into(), role: "DECISION_MAKER".into() }]),
+            accounts: Some(Items(vec![NewAccountLink { account_id: "acc_5Hq2vWZk3nR8yT1bC".into(), role: "DECISION_MAKER".into() }])),
         }
     }
 }
@@ -197,14 +201,14 @@ pub struct UpdateContact {
     pub first_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
     pub last_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
     #[oai(nullable)]
-    pub email: MaybeUndefined<Text>,
+    pub email: MaybeUndefined<Text<0, { format::EMAIL }>>,
     #[oai(nullable)]
     pub phone: MaybeUndefined<Text<{ crate::domain::contacts::PHONE_MAX }>>,
     #[oai(nullable)]
     pub title: MaybeUndefined<Text<{ crate::domain::contacts::TITLE_MAX }>>,
     #[oai(nullable)]
     pub notes: MaybeUndefined<Text<{ crate::domain::contacts::NOTES_MAX }>>,
-    pub accounts: MaybeUndefined<Vec<NewAccountLink>>,
+    pub accounts: MaybeUndefined<Links>,
 }
 
 impl Example for UpdateContact {

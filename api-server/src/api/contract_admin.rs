@@ -9,7 +9,8 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::ranged::{Int, Items};
+use super::text::{format, Text};
 use super::contracts::{BillingPeriod, Contract, ContractStatus, ServiceCategory};
 use super::security::{AdminWrite, Auth, Scopes};
 use super::wire::{patch, precondition, Created, EnumText, IdempotencyKey, Required};
@@ -19,6 +20,9 @@ use crate::domain::service_lines::LineInput;
 use crate::domain::{Crm, Tenant, Versioned};
 use crate::error::ApiError;
 
+/// A contract's service lines, as many as the domain keeps.
+type ServiceLines = Items<ServiceLineInput, 0, { crate::domain::service_lines::LINES_MAX }>;
+
 /// A service line as sent.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
@@ -26,10 +30,10 @@ pub struct ServiceLineInput {
     pub category: Required<EnumText<ServiceCategory>>,
     /// 1–500 characters.
     pub description: Required<Text<{ crate::domain::service_lines::DESCRIPTION_MAX }>>,
-    /// 0 to 1,000,000 units.
-    pub quantity: Required<i64>,
-    /// Per unit and billing period, in the currency's minor unit: 0 to 10,000,000,000.
-    pub unit_price: Required<i64>,
+    /// Units.
+    pub quantity: Required<Int<0, { crate::domain::service_lines::QUANTITY_MAX }>>,
+    /// Per unit and billing period, in the currency's minor unit.
+    pub unit_price: Required<Int<0, { crate::domain::service_lines::UNIT_PRICE_MAX }>>,
     pub billing_period: Required<EnumText<BillingPeriod>>,
 }
 
@@ -38,8 +42,8 @@ impl From<ServiceLineInput> for LineInput {
         LineInput {
             category: l.category.0.map(EnumText::into_string),
             description: l.description.0.map(String::from),
-            quantity: l.quantity.0,
-            unit_price: l.unit_price.0,
+            quantity: l.quantity.0.map(i64::from),
+            unit_price: l.unit_price.0.map(i64::from),
             billing_period: l.billing_period.0.map(EnumText::into_string),
         }
     }
@@ -49,8 +53,8 @@ fn line(category: &str, description: &str, quantity: i64, unit_price: i64, perio
     ServiceLineInput {
         category: Required(Some(category.into())),
         description: Required(Some(description.into())),
-        quantity: Required(Some(quantity)),
-        unit_price: Required(Some(unit_price)),
+        quantity: Required(Some(Int(quantity))),
+        unit_price: Required(Some(Int(unit_price))),
         billing_period: Required(Some(period.into())),
     }
 }
@@ -66,15 +70,15 @@ pub struct CreateContract {
     pub name: Required<Text<{ crate::domain::contracts::NAME_MAX }>>,
     pub status: Option<EnumText<ContractStatus>>,
     /// `YYYY-MM-DD`.
-    pub start_date: Required<Text>,
+    pub start_date: Required<Text<0, { format::DATE }>>,
     /// `YYYY-MM-DD`, the last day covered; not before `startDate`.
-    pub end_date: Option<Text>,
+    pub end_date: Option<Text<0, { format::DATE }>>,
     pub auto_renew: Option<bool>,
     /// ISO 4217 code.
     pub currency: Option<Text>,
     pub notes: Option<Text<{ crate::domain::contracts::NOTES_MAX }>>,
     /// Up to 200 lines (an empty list is allowed).
-    pub service_lines: Required<Vec<ServiceLineInput>>,
+    pub service_lines: Required<ServiceLines>,
 }
 
 impl Example for CreateContract {
@@ -88,10 +92,10 @@ impl Example for CreateContract {
             auto_renew: Some(true),
             currency: Some("USD".into()),
             notes: None,
-            service_lines: Required(Some(vec![
+            service_lines: Required(Some(Items(vec![
                 line("MANAGED_SERVICES", "Per-user managed IT", 25, 9_900, "MONTHLY"),
                 line("BACKUP", "Server backup", 1, 30_000, "QUARTERLY"),
-            ])),
+            ]))),
         }
     }
 }
@@ -118,17 +122,17 @@ impl From<CreateContract> for NewContract {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct AmendContract {
     /// `YYYY-MM-DD`.
-    pub effective_date: Required<Text>,
+    pub effective_date: Required<Text<0, { format::DATE }>>,
     /// 1–2,000 characters: what was agreed.
     pub description: Required<Text<{ crate::domain::contracts::DESCRIPTION_MAX }>>,
     pub name: MaybeUndefined<Text>,
     pub status: MaybeUndefined<EnumText<ContractStatus>>,
     #[oai(nullable)]
-    pub end_date: MaybeUndefined<Text>,
+    pub end_date: MaybeUndefined<Text<0, { format::DATE }>>,
     pub auto_renew: MaybeUndefined<bool>,
     #[oai(nullable)]
     pub notes: MaybeUndefined<Text>,
-    pub service_lines: Option<Vec<ServiceLineInput>>,
+    pub service_lines: Option<ServiceLines>,
 }
 
 impl Example for AmendContract {
@@ -141,7 +145,7 @@ impl Example for AmendContract {
             end_date: MaybeUndefined::Value("2025-12-31".into()),
             auto_renew: MaybeUndefined::Undefined,
             notes: MaybeUndefined::Undefined,
-            service_lines: Some(vec![line("MANAGED_SERVICES", "Per-user managed IT", 30, 9_900, "MONTHLY")]),
+            service_lines: Some(Items(vec![line("MANAGED_SERVICES", "Per-user managed IT", 30, 9_900, "MONTHLY")])),
         }
     }
 }

@@ -8,7 +8,8 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::ranged::Int;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
@@ -191,6 +192,9 @@ impl From<DealDetail> for Deal {
     }
 }
 
+/// A deal's amount, as the domain bounds it.
+type Amount = Int<0, { crate::domain::deals::AMOUNT_MAX }>;
+
 /// A new deal. `stage` defaults to `DISCOVERY`, `currency` to `USD`.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
@@ -200,12 +204,12 @@ pub struct CreateDeal {
     /// 1–200 characters.
     pub name: Required<Text<{ crate::domain::deals::NAME_MAX }>>,
     pub stage: Option<EnumText<Stage>>,
-    /// In the currency's minor unit (cents), 0 or more.
-    pub amount: Required<i64>,
+    /// In the currency's minor unit (cents).
+    pub amount: Required<Amount>,
     /// ISO 4217 code.
     pub currency: Option<Text>,
     /// `YYYY-MM-DD`.
-    pub expected_close_date: Option<Text>,
+    pub expected_close_date: Option<Text<0, { format::DATE }>>,
     /// Required when `stage` is `LOST`; allowed only for `WON` and `LOST`.
     pub outcome_reason: Option<Text<{ crate::domain::deals::REASON_MAX }>>,
     pub notes: Option<Text<{ crate::domain::deals::NOTES_MAX }>>,
@@ -217,7 +221,7 @@ impl Example for CreateDeal {
             account_id: Required(Some("acc_5Hq2vWZk3nR8yT1bC".into())),
             name: Required(Some("Managed security upgrade".into())),
             stage: None,
-            amount: Required(Some(1_250_000)),
+            amount: Required(Some(Int(1_250_000))),
             currency: Some("USD".into()),
             expected_close_date: Some("2024-07-31".into()),
             outcome_reason: None,
@@ -249,10 +253,10 @@ pub struct UpdateDeal {
     pub account_id: MaybeUndefined<Text>,
     pub name: MaybeUndefined<Text<{ crate::domain::deals::NAME_MAX }>>,
     pub stage: MaybeUndefined<EnumText<Stage>>,
-    pub amount: MaybeUndefined<i64>,
+    pub amount: MaybeUndefined<Amount>,
     pub currency: MaybeUndefined<Text>,
     #[oai(nullable)]
-    pub expected_close_date: MaybeUndefined<Text>,
+    pub expected_close_date: MaybeUndefined<Text<0, { format::DATE }>>,
     #[oai(nullable)]
     pub outcome_reason: MaybeUndefined<Text<{ crate::domain::deals::REASON_MAX }>>,
     #[oai(nullable)]

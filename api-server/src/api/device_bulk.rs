@@ -10,6 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::{first_mismatch, JsonBody};
 use super::devices::CreateDevice;
+use super::ranged::Items;
 use super::security::{Auth, DevicesWrite, Scopes};
 use super::wire::{Body, IdempotencyKey, Lenient};
 use super::ApiTags;
@@ -22,10 +23,10 @@ use crate::error::{field_of, ApiError};
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkDevices {
-    /// 1 to 500 devices, each as for a create. A device whose `rmmAgentId` you already
-    /// have is updated with the fields the item sends (absent ones are kept); a new
-    /// `rmmAgentId` creates a device.
-    pub devices: Vec<Lenient<CreateDevice>>,
+    /// Devices, each as for a create. A device whose `rmmAgentId` you already have is
+    /// updated with the fields the item sends (absent ones are kept); a new
+    /// `rmmAgentId` creates a device. More than 500 is a 422: split larger batches.
+    pub devices: Items<Lenient<CreateDevice>, 1, { crate::domain::device_bulk::MAX_ITEMS }>,
 }
 
 /// What the upsert did with a valid item.

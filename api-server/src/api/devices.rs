@@ -9,7 +9,7 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, DevicesRead, DevicesWrite, Scopes};
@@ -206,11 +206,11 @@ pub struct CreateDevice {
     pub manufacturer: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
     pub model: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
     /// RFC 3339; at most a day ahead of the server's clock.
-    pub last_seen_at: Option<Text>,
+    pub last_seen_at: Option<Text<0, { format::DATE_TIME }>>,
     /// RFC 3339.
-    pub warranty_expires_at: Option<Text>,
+    pub warranty_expires_at: Option<Text<0, { format::DATE_TIME }>>,
     /// `YYYY-MM-DD`.
-    pub end_of_life_date: Option<Text>,
+    pub end_of_life_date: Option<Text<0, { format::DATE }>>,
     pub status: Option<EnumText<DeviceStatus>>,
 }
 
@@ -273,11 +273,11 @@ pub struct UpdateDevice {
     #[oai(nullable)]
     pub model: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,
     #[oai(nullable)]
-    pub last_seen_at: MaybeUndefined<Text>,
+    pub last_seen_at: MaybeUndefined<Text<0, { format::DATE_TIME }>>,
     #[oai(nullable)]
-    pub warranty_expires_at: MaybeUndefined<Text>,
+    pub warranty_expires_at: MaybeUndefined<Text<0, { format::DATE_TIME }>>,
     #[oai(nullable)]
-    pub end_of_life_date: MaybeUndefined<Text>,
+    pub end_of_life_date: MaybeUndefined<Text<0, { format::DATE }>>,
     pub status: MaybeUndefined<EnumText<DeviceStatus>>,
 }
 

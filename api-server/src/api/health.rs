@@ -9,7 +9,8 @@ use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::ranged::Number;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, HealthRead, HealthWrite, Scopes};
@@ -226,11 +227,11 @@ pub struct PushSignal {
     /// The signal within the source: 1–64 letters, digits, `_ - . :`.
     pub name: Required<Text>,
     /// 0 (worst) to 100 (best).
-    pub value: Required<f64>,
+    pub value: Required<Number<0, { crate::domain::health::VALUE_MAX }>>,
     /// Above 0, at most 10.
-    pub weight: Required<f64>,
+    pub weight: Required<Number<0, { crate::domain::health::WEIGHT_MAX }, true>>,
     /// RFC 3339; at most 5 minutes in the future.
-    pub observed_at: Required<Text>,
+    pub observed_at: Required<Text<0, { format::DATE_TIME }>>,
 }
 
 impl Example for PushSignal {
@@ -238,8 +239,8 @@ impl Example for PushSignal {
         PushSignal {
             source: Required(Some("psa".into())),
             name: Required(Some("ticket_sentiment".into())),
-            value: Required(Some(80.0)),
-            weight: Required(Some(2.0)),
+            value: Required(Some(Number(80.0))),
+            weight: Required(Some(Number(2.0))),
             observed_at: Required(Some("2024-07-02T16:20:00Z".into())),
         }
     }
@@ -250,8 +251,8 @@ impl From<PushSignal> for SignalInput {
         SignalInput {
             source: b.source.0.map(String::from),
             name: b.name.0.map(String::from),
-            value: b.value.0,
-            weight: b.weight.0,
+            value: b.value.0.map(f64::from),
+            weight: b.weight.0.map(f64::from),
             observed_at: b.observed_at.0.map(|t| parse_rfc3339(t.trim()).ok_or(())),
         }
     }

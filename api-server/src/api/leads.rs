@@ -8,7 +8,8 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::ranged::Int;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
@@ -186,6 +187,9 @@ impl From<domain::Lead> for Lead {
     }
 }
 
+/// Employees or seats, as the domain bounds them.
+type Count = Int<0, { crate::domain::leads::COUNT_MAX }>;
+
 /// A new lead. `status` defaults to `NEW`; the ICP score is computed, never sent.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
@@ -195,14 +199,13 @@ pub struct CreateLead {
     /// A domain name such as `contoso.com`.
     pub domain: Option<Text>,
     pub industry: Option<EnumText<LeadIndustry>>,
-    /// 0 to 10,000,000.
-    pub employee_count: Option<i64>,
-    /// Endpoints or seats, 0 to 10,000,000.
-    pub seat_estimate: Option<i64>,
+    pub employee_count: Option<Count>,
+    /// Endpoints or seats.
+    pub seat_estimate: Option<Count>,
     pub source: Option<EnumText<LeadSource>>,
     pub status: Option<EnumText<LeadStatus>>,
     pub contact_name: Option<Text<{ crate::domain::leads::NAME_MAX }>>,
-    pub contact_email: Option<Text>,
+    pub contact_email: Option<Text<0, { format::EMAIL }>>,
     pub notes: Option<Text<{ crate::domain::leads::NOTES_MAX }>>,
 }
 
@@ -212,8 +215,8 @@ impl Example for CreateLead {
             company_name: Required(Some("Northwind Dental Group".into())),
             domain: Some("northwinddental.com".into()),
             industry: Some("HEALTHCARE".into()),
-            employee_count: Some(85),
-            seat_estimate: Some(60),
+            employee_count: Some(Int(85)),
+            seat_estimate: Some(Int(60)),
             source: Some("REFERRAL".into()),
             status: None,
             contact_name: Some("Dana Whitfield".into()),
@@ -251,16 +254,16 @@ pub struct UpdateLead {
     #[oai(nullable)]
     pub industry: MaybeUndefined<EnumText<LeadIndustry>>,
     #[oai(nullable)]
-    pub employee_count: MaybeUndefined<i64>,
+    pub employee_count: MaybeUndefined<Count>,
     #[oai(nullable)]
-    pub seat_estimate: MaybeUndefined<i64>,
+    pub seat_estimate: MaybeUndefined<Count>,
     #[oai(nullable)]
     pub source: MaybeUndefined<EnumText<LeadSource>>,
     pub status: MaybeUndefined<EnumText<LeadStatus>>,
     #[oai(nullable)]
     pub contact_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }>>,
     #[oai(nullable)]
-    pub contact_email: MaybeUndefined<Text>,
+    pub contact_email: MaybeUndefined<Text<0, { format::EMAIL }>>,
     #[oai(nullable)]
     pub notes: MaybeUndefined<Text<{ crate::domain::leads::NOTES_MAX }>>,
 }
@@ -272,7 +275,7 @@ impl Example for UpdateLead {
             domain: MaybeUndefined::Undefined,
             industry: MaybeUndefined::Undefined,
             employee_count: MaybeUndefined::Undefined,
-            seat_estimate: MaybeUndefined::Value(120),
+            seat_estimate: MaybeUndefined::Value(Int(120)),
             source: MaybeUndefined::Undefined,
             status: MaybeUndefined::Value("CONTACTED".into()),
             contact_name: MaybeUndefined::Undefined,

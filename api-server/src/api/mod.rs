@@ -18,6 +18,7 @@ pub mod mrr;
 pub mod onboarding;
 pub mod paging;
 pub mod params;
+pub mod ranged;
 pub mod reconciliation;
 pub mod security;
 pub mod text;

@@ -10,7 +10,8 @@ use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::ranged::Items;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
@@ -183,7 +184,7 @@ pub struct NewMilestone {
     /// 1–200 characters.
     pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }>>,
     /// `YYYY-MM-DD`.
-    pub due_date: Option<Text>,
+    pub due_date: Option<Text<0, { format::DATE }>>,
 }
 
 /// A new onboarding project with its milestones, none complete yet.
@@ -195,12 +196,12 @@ pub struct CreateOnboardingProject {
     /// 1–200 characters.
     pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }>>,
     /// `YYYY-MM-DD`.
-    pub start_date: Option<Text>,
+    pub start_date: Option<Text<0, { format::DATE }>>,
     /// `YYYY-MM-DD`, not before `startDate`.
-    pub target_date: Option<Text>,
+    pub target_date: Option<Text<0, { format::DATE }>>,
     pub notes: Option<Text<{ crate::domain::onboarding::NOTES_MAX }>>,
-    /// 1 to 50, in order.
-    pub milestones: Required<Vec<NewMilestone>>,
+    /// In order.
+    pub milestones: Required<Items<NewMilestone, 1, { crate::domain::onboarding::MILESTONES_MAX }>>,
 }
 
 impl Example for CreateOnboardingProject {
@@ -211,10 +212,10 @@ impl Example for CreateOnboardingProject {
             start_date: Some("2024-06-03".into()),
             target_date: Some("2024-07-15".into()),
             notes: None,
-            milestones: Required(Some(vec![
+            milestones: Required(Some(Items(vec![
                 NewMilestone { name: Required(Some("RMM agents deployed".into())), due_date: Some("2024-06-14".into()) },
                 NewMilestone { name: Required(Some("Backups verified".into())), due_date: Some("2024-06-28".into()) },
-            ])),
+            ]))),
         }
     }
 }

@@ -10,7 +10,8 @@ use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::ranged::{Int, Items};
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::contracts::ServiceCategory;
 use super::paging::Listing;
@@ -133,8 +134,8 @@ impl Wire for domain::Reconciliation {
 pub struct ReportedCount {
     /// Any category but `PROJECT`; each at most once per report.
     pub category: Required<EnumText<ServiceCategory>>,
-    /// Seats or devices counted: 0 to 10,000,000.
-    pub quantity: Required<i64>,
+    /// Seats or devices counted.
+    pub quantity: Required<Int<0, { crate::domain::reconciliation::REPORTED_MAX }>>,
 }
 
 /// A count report from another tool.
@@ -146,9 +147,9 @@ pub struct SubmitReport {
     /// The reporting tool, 1–100 characters.
     pub source: Required<Text<{ crate::domain::reconciliation::SOURCE_MAX }>>,
     /// RFC 3339, not in the future; defaults to now.
-    pub reported_at: Option<Text>,
-    /// At least one.
-    pub counts: Required<Vec<ReportedCount>>,
+    pub reported_at: Option<Text<0, { format::DATE_TIME }>>,
+    /// At least one; a category at most once.
+    pub counts: Required<Items<ReportedCount, 1, { crate::domain::service_lines::ServiceCategory::RECURRING }>>,
 }
 
 impl Example for SubmitReport {
@@ -157,10 +158,10 @@ impl Example for SubmitReport {
             account_id: Required(Some("acc_5Hq2vWZk3nR8yT1bC".into())),
             source: Required(Some("NinjaOne".into())),
             reported_at: Some("2024-06-01T06:00:00Z".into()),
-            counts: Required(Some(vec![ReportedCount {
+            counts: Required(Some(Items(vec![ReportedCount {
                 category: Required(Some("MANAGED_SERVICES".into())),
-                quantity: Required(Some(28)),
-            }])),
+                quantity: Required(Some(Int(28))),
+            }]))),
         }
     }
 }
@@ -174,7 +175,7 @@ impl From<SubmitReport> for NewReport {
             counts: b.counts.0.map(|counts| {
                 counts
                     .into_iter()
-                    .map(|c| CountInput { category: c.category.0.map(EnumText::into_string), quantity: c.quantity.0 })
+                    .map(|c| CountInput { category: c.category.0.map(EnumText::into_string), quantity: c.quantity.0.map(i64::from) })
                     .collect()
             }),
         }

@@ -9,7 +9,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
@@ -152,7 +152,7 @@ pub struct CreateTouchpoint {
     #[oai(rename = "type")]
     pub kind: Required<EnumText<TouchpointType>>,
     /// RFC 3339; at most 5 minutes in the future.
-    pub occurred_at: Required<Text>,
+    pub occurred_at: Required<Text<0, { format::DATE_TIME }>>,
     /// 1–200 characters.
     pub subject: Required<Text<{ crate::domain::touchpoints::SUBJECT_MAX }>>,
     /// Up to 10,000 characters.

@@ -12,6 +12,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use super::body::JsonBody;
 use super::text::{texts, Text};
 use super::params::{Limit, Time};
+use super::ranged::{Items, UNBOUNDED};
 use super::paging::Listing;
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
 use super::wire::{given, patch, Body, IdempotencyKey, Required};
@@ -103,7 +104,7 @@ pub struct CreateWebhookEndpoint {
     /// An http(s) URL on a public address.
     pub url: Required<Text>,
     /// Event types to send, or `["*"]` for every type.
-    pub events: Required<Vec<Text>>,
+    pub events: Required<Items<Text, 1, UNBOUNDED>>,
     /// At most 500 characters.
     pub description: Option<Text>,
     /// Default `true`.
@@ -114,7 +115,7 @@ impl Example for CreateWebhookEndpoint {
     fn example() -> Self {
         CreateWebhookEndpoint {
             url: Required(Some("https://hooks.example.com/breadbox".into())),
-            events: Required(Some(vec!["*".into()])),
+            events: Required(Some(Items(vec!["*".into()]))),
             description: Some("PSA sync".into()),
             enabled: None,
         }
@@ -127,7 +128,7 @@ impl Example for CreateWebhookEndpoint {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
     pub url: MaybeUndefined<Text>,
-    pub events: MaybeUndefined<Vec<Text>>,
+    pub events: MaybeUndefined<Items<Text, 1, UNBOUNDED>>,
     #[oai(nullable)]
     pub description: MaybeUndefined<Text>,
     pub enabled: MaybeUndefined<bool>,

@@ -13,10 +13,10 @@ use crate::repo;
 pub(crate) const NAME_MAX: usize = 200;
 pub(crate) const INDUSTRY_MAX: usize = 100;
 pub(crate) const NOTES_MAX: usize = 10_000;
-const SITES_MAX: usize = 100;
+pub(crate) const SITES_MAX: usize = 100;
 pub(crate) const SITE_NAME_MAX: usize = 200;
 pub(crate) const ADDRESS_MAX: usize = 1_000;
-const SEATS_MAX: i64 = 10_000_000;
+pub(crate) const SEATS_MAX: i64 = 10_000_000;
 
 named_enum!(
     /// Where an account stands with the MSP.

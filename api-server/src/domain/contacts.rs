@@ -16,7 +16,7 @@ pub(crate) const NAME_MAX: usize = 100;
 pub(crate) const PHONE_MAX: usize = 50;
 pub(crate) const TITLE_MAX: usize = 200;
 pub(crate) const NOTES_MAX: usize = 10_000;
-const LINKS_MAX: usize = 50;
+pub(crate) const LINKS_MAX: usize = 50;
 
 named_enum!(
     /// What a contact is to an account.

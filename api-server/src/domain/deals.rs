@@ -15,7 +15,7 @@ pub(crate) const NAME_MAX: usize = 200;
 pub(crate) const REASON_MAX: usize = 1_000;
 pub(crate) const NOTES_MAX: usize = 10_000;
 /// A trillion in major units, in minor units: far above any real deal.
-const AMOUNT_MAX: i64 = 100_000_000_000_000;
+pub(crate) const AMOUNT_MAX: i64 = 100_000_000_000_000;
 
 named_enum!(
     /// A pipeline stage; `WON` and `LOST` close the deal.

@@ -16,8 +16,8 @@ use crate::repo;
 pub const HEALTHY_FROM: i64 = 70;
 /// A score below this is `CRITICAL`; falling below it raises `health_score.alert`.
 pub const ALERT_BELOW: i64 = 40;
-pub const VALUE_MAX: f64 = 100.0;
-pub const WEIGHT_MAX: f64 = 10.0;
+pub const VALUE_MAX: i64 = 100;
+pub const WEIGHT_MAX: i64 = 10;
 /// How far in the future `observedAt` may lie (clock skew of the sender).
 pub const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Days of history on a single score, today included.
@@ -203,9 +203,9 @@ pub fn validate(input: SignalInput, now: i64) -> Result<Signal, DomainError> {
             v.add("value", "is required");
             0.0
         }
-        Some(x) if x.is_finite() && (0.0..=VALUE_MAX).contains(&x) => x,
+        Some(x) if x.is_finite() && (0.0..=VALUE_MAX as f64).contains(&x) => x,
         Some(_) => {
-            v.add("value", "must be between 0 and 100");
+            v.add("value", format!("must be between 0 and {VALUE_MAX}"));
             0.0
         }
     };
@@ -214,9 +214,9 @@ pub fn validate(input: SignalInput, now: i64) -> Result<Signal, DomainError> {
             v.add("weight", "is required");
             0.0
         }
-        Some(x) if x.is_finite() && x > 0.0 && x <= WEIGHT_MAX => x,
+        Some(x) if x.is_finite() && x > 0.0 && x <= WEIGHT_MAX as f64 => x,
         Some(_) => {
-            v.add("weight", "must be greater than 0 and at most 10");
+            v.add("weight", format!("must be greater than 0 and at most {WEIGHT_MAX}"));
             0.0
         }
     };

@@ -13,7 +13,7 @@ use crate::repo;
 
 pub(crate) const NAME_MAX: usize = 200;
 pub(crate) const NOTES_MAX: usize = 10_000;
-const COUNT_MAX: i64 = 10_000_000;
+pub(crate) const COUNT_MAX: i64 = 10_000_000;
 
 named_enum!(
     /// Where a lead stands in qualification.

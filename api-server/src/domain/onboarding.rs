@@ -13,7 +13,7 @@ use crate::repo;
 
 pub(crate) const NAME_MAX: usize = 200;
 pub(crate) const NOTES_MAX: usize = 10_000;
-const MILESTONES_MAX: usize = 50;
+pub(crate) const MILESTONES_MAX: usize = 50;
 
 named_enum!(
     /// A project's state, from its milestones: none complete, some, all.

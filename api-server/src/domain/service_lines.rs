@@ -25,6 +25,9 @@ named_enum!(
 );
 
 impl ServiceCategory {
+    /// How many categories recur (all but `PROJECT`).
+    pub const RECURRING: usize = ServiceCategory::NAMES.len() - 1;
+
     pub fn is_recurring(self) -> bool {
         self != ServiceCategory::Project
     }
