@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(inline::<Number<0, 100>>().exclusive_minimum, None);
         let list = inline::<Items<Int<0, 5>, 1, 50>>();
         assert_eq!((list.ty, list.min_items, list.max_items), ("array", Some(1), Some(50)));
-        assert!(matches!(list.items.as_deref().map(|items| items.clone()), Some(MetaSchemaRef::Inline(item)) if item.maximum == Some(5.0)));
+        assert!(matches!(list.items.as_deref(), Some(MetaSchemaRef::Inline(item)) if item.maximum == Some(5.0)));
         assert_eq!(inline::<Items<Int<0, 5>, 0, 50>>().min_items, None, "no lower bound to document");
         assert_eq!(inline::<Items<Int<0, 5>, 1, UNBOUNDED>>().max_items, None, "no upper bound to document");
     }
