@@ -220,29 +220,6 @@ impl poem::Endpoint for Methods {
     }
 }
 
-#[cfg(test)]
-mod router_tests {
-    use super::*;
-
-    #[test]
-    fn only_operations_with_query_parameters_get_the_parsed_query() {
-        let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the spec is JSON");
-        let with_query = operations_with_query(&spec, &route_templates(&spec));
-        let has = |pattern: &str, method: poem::http::Method| with_query.contains(&(pattern.to_owned(), method));
-        assert!(has("/api/v1/accounts", poem::http::Method::GET), "list filters and paging: {with_query:?}");
-        assert!(has("/api/v1/audit-log", poem::http::Method::GET));
-        assert!(!has("/api/v1/accounts", poem::http::Method::POST));
-        assert!(!has("/api/v1/accounts/:param0", poem::http::Method::GET));
-        assert!(!has("/api/v1/me", poem::http::Method::GET));
-        assert!(with_query.len() >= 15, "every list: {with_query:?}");
-        // The router's own patterns are the ones found.
-        let mut table = std::collections::HashMap::new();
-        apis().add_routes(&mut table);
-        let listed = table.iter().flat_map(|(path, methods)| methods.iter().map(move |(m, _)| (path.clone(), m.clone())));
-        assert_eq!(listed.filter(|op| with_query.contains(op)).count(), with_query.len(), "{:?}", table.keys().collect::<Vec<_>>());
-    }
-}
-
 /// The OpenAPI service; `server` is the base URL shown in the spec ("/" when unknown).
 pub fn openapi_service(server: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(apis(), "Breadbox API", env!("CARGO_PKG_VERSION"))
@@ -323,4 +300,27 @@ fn with_rate_limit_classes(spec: &str) -> String {
     }
     out.truncate(out.trim_end().len());
     out
+}
+
+#[cfg(test)]
+mod router_tests {
+    use super::*;
+
+    #[test]
+    fn only_operations_with_query_parameters_get_the_parsed_query() {
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the spec is JSON");
+        let with_query = operations_with_query(&spec, &route_templates(&spec));
+        let has = |pattern: &str, method: poem::http::Method| with_query.contains(&(pattern.to_owned(), method));
+        assert!(has("/api/v1/accounts", poem::http::Method::GET), "list filters and paging: {with_query:?}");
+        assert!(has("/api/v1/audit-log", poem::http::Method::GET));
+        assert!(!has("/api/v1/accounts", poem::http::Method::POST));
+        assert!(!has("/api/v1/accounts/:param0", poem::http::Method::GET));
+        assert!(!has("/api/v1/me", poem::http::Method::GET));
+        assert!(with_query.len() >= 15, "every list: {with_query:?}");
+        // The router's own patterns are the ones found.
+        let mut table = std::collections::HashMap::new();
+        apis().add_routes(&mut table);
+        let listed = table.iter().flat_map(|(path, methods)| methods.keys().map(|m| (path.clone(), m.clone())));
+        assert_eq!(listed.filter(|op| with_query.contains(op)).count(), with_query.len(), "{:?}", table.keys().collect::<Vec<_>>());
+    }
 }

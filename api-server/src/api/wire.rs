@@ -345,6 +345,13 @@ impl<T: ParseFromJSON + ToJSON + Serialize> Created<T> {
     }
 }
 
+/// `value` as JSON exactly as the API writes it: the `data` of webhook events.
+pub fn to_wire<T: poem_openapi::types::ToJSON>(value: T) -> serde_json::Value {
+    value.to_json().unwrap_or(serde_json::Value::Null)
+}
+
+pub use super::params::IdempotencyKey;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,10 +406,3 @@ mod tests {
         assert!(precondition(Some("\"a\"\"")).is_err());
     }
 }
-
-/// `value` as JSON exactly as the API writes it: the `data` of webhook events.
-pub fn to_wire<T: poem_openapi::types::ToJSON>(value: T) -> serde_json::Value {
-    value.to_json().unwrap_or(serde_json::Value::Null)
-}
-
-pub use super::params::IdempotencyKey;
