@@ -100,6 +100,19 @@ async fn served_spec_and_swagger_ui(app: &mut TestApp) {
     assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
 }
 
+/// POSTs `body` to `path`: answered `success` when it is given, else refused with a 422
+/// whose first detail names `field`.
+async fn at_bound(app: &TestApp, path: &str, body: &Value, field: &str, success: Option<u16>, case: &str) {
+    let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(body), &[]).await;
+    match success {
+        Some(status) => assert_eq!(answer.status, status, "{case}: {}", answer.body),
+        None => {
+            assert_eq!(answer.status, 422, "{case}: {}", answer.body);
+            assert_eq!(answer.body["error"]["details"][0]["field"], field, "{case}: {}", answer.body);
+        }
+    }
+}
+
 // The `maxLength` the spec documents is the length the domain enforces: a text of that
 // many characters is stored, one more is a 422 naming the field.
 async fn documented_max_lengths_are_the_ones_enforced(app: &mut TestApp) {
@@ -124,13 +137,7 @@ async fn documented_max_lengths_are_the_ones_enforced(app: &mut TestApp) {
             if path == "/api/v1/devices" {
                 body["rmmAgentId"] = Value::from(format!("agent-{length}"));
             }
-            let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(&body), &[]).await;
-            if accepted {
-                assert_eq!(answer.status, 201, "{schema}.{field} of {length}: {}", answer.body);
-            } else {
-                assert_eq!(answer.status, 422, "{schema}.{field} of {length}: {}", answer.body);
-                assert_eq!(answer.body["error"]["details"][0]["field"], field, "{}", answer.body);
-            }
+            at_bound(app, path, &body, field, accepted.then_some(201), &format!("{schema}.{field} of {length}")).await;
         }
     }
 }
@@ -168,13 +175,7 @@ async fn documented_ranges_are_the_ones_enforced(app: &mut TestApp) {
         for (value, accepted) in cases {
             let mut body = base.clone();
             body[field] = if step == 1.0 { Value::from(value as i64) } else { Value::from(value) };
-            let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(&body), &[]).await;
-            if accepted {
-                assert_eq!(answer.status, ok, "{schema}.{field} = {value}: {}", answer.body);
-            } else {
-                assert_eq!(answer.status, 422, "{schema}.{field} = {value}: {}", answer.body);
-                assert_eq!(answer.body["error"]["details"][0]["field"], field, "{}", answer.body);
-            }
+            at_bound(app, path, &body, field, accepted.then_some(ok), &format!("{schema}.{field} = {value}")).await;
         }
     }
     let site: fn(usize) -> Value = |i| serde_json::json!({"name": format!("Site {i}")});
@@ -199,13 +200,7 @@ async fn documented_ranges_are_the_ones_enforced(app: &mut TestApp) {
         for (count, accepted) in cases {
             let mut body = base.clone();
             body[field] = Value::Array((0..count).map(item).collect());
-            let answer = app.send(reqwest::Method::POST, path, &app.admin_key, Some(&body), &[]).await;
-            if accepted {
-                assert_eq!(answer.status, 201, "{schema}.{field} of {count}: {}", answer.body);
-            } else {
-                assert_eq!(answer.status, 422, "{schema}.{field} of {count}: {}", answer.body);
-                assert_eq!(answer.body["error"]["details"][0]["field"], field, "{}", answer.body);
-            }
+            at_bound(app, path, &body, field, accepted.then_some(201), &format!("{schema}.{field} of {count}")).await;
         }
     }
     // The bulk upsert's bound is the one its own tests send over (500 and 501).
