@@ -132,6 +132,9 @@ async fn amendment_changes_the_contract_and_records_what_changed(app: &mut TestA
     assert_eq!((stale.status, stale.body["error"]["code"].as_str()), (412, Some("precondition_failed")));
     let bad = app.send(Method::POST, &amend_path(&id), &app.admin_key, Some(&json!({"effectiveDate": "someday", "status": "PAUSED", "endDate": "2020-01-01"})), &[]).await;
     assert_eq!(failing_fields(&bad), ["effectiveDate", "description", "status", "endDate"]);
+    // A broken rule is a 422 even with a stale If-Match (RFC 9110 §13.2.1).
+    let bad_and_stale = app.send(Method::POST, &amend_path(&id), &app.admin_key, Some(&json!({"effectiveDate": "someday", "description": "x"})), &[("If-Match", &v1)]).await;
+    assert_eq!(failing_fields(&bad_and_stale), ["effectiveDate"]);
     let unknown = app.send(Method::POST, &amend_path(&id), &app.admin_key, Some(&json!({"effectiveDate": "2024-05-01", "description": "x", "price": 1})), &[]).await;
     assert_eq!(failing_fields(&unknown), ["price"]);
 
