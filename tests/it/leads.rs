@@ -100,6 +100,9 @@ async fn lead_validation_reports_every_failing_field(app: &mut TestApp) {
     assert_eq!(failing_fields(&answer), ["companyName"]);
     let answer = app.send(Method::POST, "/api/v1/leads", &app.admin_key, Some(&json!({"companyName": "A", "budget": 5})), &[]).await;
     assert_eq!(failing_fields(&answer), ["budget"]);
+    // An enumerated field takes one of its values or null, not an empty text.
+    let answer = app.send(Method::POST, "/api/v1/leads", &app.admin_key, Some(&json!({"companyName": "A", "industry": "", "source": " "})), &[]).await;
+    assert_eq!(failing_fields(&answer), ["industry", "source"]);
     let l = lead(app, json!({"companyName": "Acme"})).await;
     let answer = patch_lead(app, &app.admin_key, &id(&l), json!({"companyName": null, "status": null})).await;
     assert_eq!(failing_fields(&answer), ["companyName", "status"]);

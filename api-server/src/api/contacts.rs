@@ -157,6 +157,7 @@ pub struct CreateContact {
     pub first_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
     /// 1–100 characters.
     pub last_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
+    /// An empty string clears it, as `null` does.
     pub email: Option<Text<0, { format::EMAIL }>>,
     pub phone: Option<Text<{ crate::domain::contacts::PHONE_MAX }>>,
     pub title: Option<Text<{ crate::domain::contacts::TITLE_MAX }>>,
@@ -200,6 +201,7 @@ impl From<CreateContact> for ContactChanges {
 pub struct UpdateContact {
     pub first_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
     pub last_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
+    /// An empty string clears it, as `null` does.
     #[oai(nullable)]
     pub email: MaybeUndefined<Text<0, { format::EMAIL }>>,
     #[oai(nullable)]

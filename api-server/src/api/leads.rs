@@ -205,6 +205,7 @@ pub struct CreateLead {
     pub source: Option<EnumText<LeadSource>>,
     pub status: Option<EnumText<LeadStatus>>,
     pub contact_name: Option<Text<{ crate::domain::leads::NAME_MAX }>>,
+    /// An empty string clears it, as `null` does.
     pub contact_email: Option<Text<0, { format::EMAIL }>>,
     pub notes: Option<Text<{ crate::domain::leads::NOTES_MAX }>>,
 }
@@ -262,6 +263,7 @@ pub struct UpdateLead {
     pub status: MaybeUndefined<EnumText<LeadStatus>>,
     #[oai(nullable)]
     pub contact_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }>>,
+    /// An empty string clears it, as `null` does.
     #[oai(nullable)]
     pub contact_email: MaybeUndefined<Text<0, { format::EMAIL }>>,
     #[oai(nullable)]

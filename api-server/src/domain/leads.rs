@@ -125,7 +125,8 @@ impl LeadFilter {
     }
 }
 
-/// An optional enumerated field given as text; an empty string clears it like `null`.
+/// An optional enumerated field given as text; `null` clears it, and any text but one of
+/// `allowed` (an empty one too: the spec lists the values) is refused.
 fn optional_enum<E: Copy>(
     v: &mut Violations,
     field: &str,
@@ -137,7 +138,6 @@ fn optional_enum<E: Copy>(
     match patch {
         Patch::Keep => {}
         Patch::Clear => *slot = None,
-        Patch::Set(text) if text.trim().is_empty() => *slot = None,
         Patch::Set(text) => match parse(&text) {
             Some(value) => *slot = Some(value),
             None => v.add(field, format!("must be one of {}", allowed.join(", "))),
