@@ -1,25 +1,25 @@
 //! Macros of the crate.
 
-/// `impl Type for $ty`, documented in the spec as `$as` (its name, schema and
-/// registration), its raw value itself: for wire types that read and write their own
-/// JSON but look like a plain type to clients.
-macro_rules! type_documented_as {
-    ($ty:ty, $as:ty) => {
-        impl poem_openapi::types::Type for $ty {
+/// `impl Type for $ty` (generic over `[$generics]`) for a wire type that reads and
+/// writes its own JSON: its raw value is itself, its name and registration those of
+/// `$like`, its schema `$schema` (a `MetaSchemaRef`).
+macro_rules! self_raw_type {
+    ([$($generics:tt)*] $ty:ty, like $like:ty, schema $schema:expr) => {
+        impl<$($generics)*> poem_openapi::types::Type for $ty {
             const IS_REQUIRED: bool = true;
             type RawValueType = Self;
             type RawElementValueType = Self;
 
             fn name() -> std::borrow::Cow<'static, str> {
-                <$as as poem_openapi::types::Type>::name()
+                <$like as poem_openapi::types::Type>::name()
             }
 
             fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-                <$as as poem_openapi::types::Type>::schema_ref()
+                $schema
             }
 
             fn register(registry: &mut poem_openapi::registry::Registry) {
-                <$as as poem_openapi::types::Type>::register(registry);
+                <$like as poem_openapi::types::Type>::register(registry);
             }
 
             fn as_raw_value(&self) -> Option<&Self> {
@@ -30,5 +30,13 @@ macro_rules! type_documented_as {
                 Box::new(std::iter::once(self))
             }
         }
+    };
+}
+
+/// `impl Type for $ty`, documented in the spec as `$as` (its name, schema and
+/// registration): for wire types that look like a plain type to clients.
+macro_rules! type_documented_as {
+    ($ty:ty, $as:ty) => {
+        self_raw_type!([] $ty, like $as, schema <$as as poem_openapi::types::Type>::schema_ref());
     };
 }

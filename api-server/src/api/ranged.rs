@@ -5,9 +5,8 @@
 //! every failing field (poem-openapi's validators would stop at the first). As `Text`
 //! does for lengths.
 
-use std::borrow::Cow;
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
@@ -27,57 +26,25 @@ pub struct Items<T, const MIN: usize, const MAX: usize>(pub Vec<T>);
 /// `Items`' `MAX` for a list the domain does not bound.
 pub const UNBOUNDED: usize = usize::MAX;
 
-/// The `Type` items shared by the three: the raw value is the value itself, the schema
-/// `$schema` (which reads the generic parameters), registered as `$inner` is.
-macro_rules! ranged_type {
-    ($ty:ty, $inner:ty, [$($generics:tt)*], $schema:expr) => {
-        impl<$($generics)*> Type for $ty {
-            const IS_REQUIRED: bool = true;
-            type RawValueType = Self;
-            type RawElementValueType = Self;
-
-            fn name() -> Cow<'static, str> {
-                <$inner>::name()
-            }
-
-            fn schema_ref() -> MetaSchemaRef {
-                MetaSchemaRef::Inline(Box::new($schema))
-            }
-
-            fn register(registry: &mut Registry) {
-                <$inner>::register(registry);
-            }
-
-            fn as_raw_value(&self) -> Option<&Self> {
-                Some(self)
-            }
-
-            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-                Box::new(std::iter::once(self))
-            }
-        }
-    };
-}
-
-ranged_type!(Int<MIN, MAX>, i64, [const MIN: i64, const MAX: i64], MetaSchema {
+self_raw_type!([const MIN: i64, const MAX: i64] Int<MIN, MAX>, like i64, schema MetaSchemaRef::Inline(Box::new(MetaSchema {
     format: Some("int64"),
     minimum: Some(MIN as f64),
     maximum: Some(MAX as f64),
     ..MetaSchema::new("integer")
-});
+})));
 
-ranged_type!(Number<MIN, MAX, ABOVE_MIN>, f64, [const MIN: i64, const MAX: i64, const ABOVE_MIN: bool], MetaSchema {
+self_raw_type!([const MIN: i64, const MAX: i64, const ABOVE_MIN: bool] Number<MIN, MAX, ABOVE_MIN>, like f64, schema MetaSchemaRef::Inline(Box::new(MetaSchema {
     format: Some("double"),
     minimum: Some(MIN as f64),
     exclusive_minimum: ABOVE_MIN.then_some(true),
     maximum: Some(MAX as f64),
     ..MetaSchema::new("number")
-});
+})));
 
-ranged_type!(Items<T, MIN, MAX>, Vec<T>, [T: Type, const MIN: usize, const MAX: usize], {
+self_raw_type!([T: Type, const MIN: usize, const MAX: usize] Items<T, MIN, MAX>, like Vec<T>, schema MetaSchemaRef::Inline(Box::new({
     let MetaSchemaRef::Inline(array) = Vec::<T>::schema_ref() else { unreachable!("an array's schema is inline") };
     MetaSchema { min_items: (MIN > 0).then_some(MIN), max_items: (MAX != UNBOUNDED).then_some(MAX), ..*array }
-});
+})));
 
 impl<const MIN: i64, const MAX: i64> ParseFromJSON for Int<MIN, MAX> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

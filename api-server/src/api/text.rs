@@ -1,9 +1,8 @@
 //! Strings of request bodies, parsed strictly.
 
-use std::borrow::Cow;
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use serde_json::Value;
 
 /// A JSON string of a request body. poem-openapi's `String` also takes a number or a
@@ -39,38 +38,16 @@ pub mod format {
     }
 }
 
-impl<const MAX: usize, const FORMAT: u8> Type for Text<MAX, FORMAT> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        String::name()
+self_raw_type!([const MAX: usize, const FORMAT: u8] Text<MAX, FORMAT>, like String, schema {
+    match (MAX, format::name(FORMAT)) {
+        (0, None) => String::schema_ref(),
+        (max, format) => MetaSchemaRef::Inline(Box::new(MetaSchema {
+            max_length: (max > 0).then_some(max),
+            format,
+            ..MetaSchema::new("string")
+        })),
     }
-
-    fn schema_ref() -> MetaSchemaRef {
-        match (MAX, format::name(FORMAT)) {
-            (0, None) => String::schema_ref(),
-            (max, format) => MetaSchemaRef::Inline(Box::new(MetaSchema {
-                max_length: (max > 0).then_some(max),
-                format,
-                ..MetaSchema::new("string")
-            })),
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        String::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
+});
 
 impl<const MAX: usize, const FORMAT: u8> ParseFromJSON for Text<MAX, FORMAT> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
@@ -133,6 +110,7 @@ impl<const MAX: usize, const FORMAT: u8> AsRef<str> for Text<MAX, FORMAT> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poem_openapi::types::Type;
 
     #[test]
     fn only_a_string_parses() {

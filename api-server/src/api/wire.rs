@@ -43,31 +43,7 @@ impl<E> From<&str> for EnumText<E> {
     }
 }
 
-impl<E: Type> Type for EnumText<E> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        E::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        E::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        E::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
+self_raw_type!([E: Type] EnumText<E>, like E, schema E::schema_ref());
 
 impl<E: Type> ParseFromJSON for EnumText<E> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
