@@ -208,15 +208,13 @@ pub async fn update(
     let mut update = Update::new("account", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
         if next.primary_contact_id != current.primary_contact_id {
             check_primary_contact(crm, tenant, &next, &mut v).await?;
         }
-        v.finish(())?;
-        admitted?;
+        update.admit(&current, v)?;
         if next == current {
             return Ok(current);
         }

@@ -238,15 +238,13 @@ pub async fn update(
     let mut update = Update::new("compliance item", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
         if next.account_id != current.account_id {
             check_account(crm, tenant, &next.account_id, &mut v).await?;
         }
-        v.finish(())?;
-        admitted?;
+        update.admit(&current, v)?;
         if next == current {
             return Ok(current);
         }

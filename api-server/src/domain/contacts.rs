@@ -236,15 +236,13 @@ pub async fn update(
     let mut update = Update::new("contact", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
         if next.accounts != current.accounts {
             check_links(crm, tenant, &next, &mut v).await?;
         }
-        v.finish(())?;
-        admitted?;
+        update.admit(&current, v)?;
         sort_links(&mut next.accounts);
         if next == current {
             return Ok(current);

@@ -281,9 +281,6 @@ pub async fn amend(
     let mut update = Update::new("contract", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        // A broken rule is a 422 whatever the `If-Match` (RFC 9110 §13.2.1), as for
-        // every other update.
-        let admitted = update.admit(&current.contract);
         let mut v = Violations::default();
         let effective_date = match &input.effective_date {
             None => {
@@ -301,8 +298,7 @@ pub async fn amend(
         };
         let mut next = current.contract.clone();
         let (lines, changes) = apply(&current, &mut next, &input, &mut v);
-        v.finish(())?;
-        admitted?;
+        update.admit(&current.contract, v)?;
         let lines = lines.unwrap_or_else(|| current.lines.clone());
         next.totals = Totals::of(&lines);
         Update::stamp(&current.contract, &mut next);

@@ -274,7 +274,6 @@ pub async fn update(
     let mut update = Update::new("deal", precondition);
     loop {
         let current = get_deal(crm, tenant, id).await?;
-        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
@@ -282,8 +281,7 @@ pub async fn update(
         if next.account_id != current.account_id {
             check_account(crm, tenant, &next, &mut v).await?;
         }
-        v.finish(())?;
-        admitted?;
+        update.admit(&current, v)?;
         if next == current {
             return with_history(crm, tenant, current).await;
         }

@@ -256,15 +256,13 @@ pub async fn update(
     let mut update = Update::new("device", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), now_ms(), &mut v);
         if next.account_id != current.account_id {
             check_account(crm, tenant, &next, &mut v).await?;
         }
-        v.finish(())?;
-        admitted?;
+        update.admit(&current, v)?;
         if next == current {
             return Ok(current);
         }

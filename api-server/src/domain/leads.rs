@@ -229,12 +229,10 @@ pub async fn update(
     let mut update = Update::new("lead", precondition);
     loop {
         let current = get(crm, tenant, id).await?;
-        let admitted = update.admit(&current);
         let mut next = current.clone();
         let mut v = Violations::default();
         apply(&mut next, changes.clone(), &mut v);
-        v.finish(())?;
-        admitted?;
+        update.admit(&current, v)?;
         if next == current {
             return Ok(current);
         }

@@ -249,11 +249,12 @@ impl<'a> Update<'a> {
         Update { what, precondition, attempt: 0 }
     }
 
-    /// Whether `current` meets the precondition. Callers give its answer only after the
-    /// change's own rules passed: a request that breaks them is a 422 whatever its
-    /// `If-Match` (RFC 9110 §13.2.1: a precondition is ignored when the request would
-    /// fail without it).
-    pub fn admit<T: Versioned>(&mut self, current: &T) -> Result<(), DomainError> {
+    /// Whether a change to `current` that broke the rules `v` lists may go ahead: a 422
+    /// when `v` holds any, whatever the `If-Match` (RFC 9110 §13.2.1: a precondition is
+    /// ignored when the request would fail without it), else a 412 unless `current`
+    /// meets the precondition.
+    pub fn admit<T: Versioned>(&mut self, current: &T, v: Violations) -> Result<(), DomainError> {
+        v.finish(())?;
         self.attempt += 1;
         match self.precondition {
             Precondition::OneOf(tags) if !tags.iter().any(|t| *t == current.etag()) => Err(self.stale()),
