@@ -108,12 +108,18 @@ impl TryFrom<ClientRecord> for ClientInfo {
     }
 }
 
+/// The longest name of an organization, a key or a client, as sent.
+pub const NAME_MAX: usize = 200;
+
+/// A name as stored: trimmed, 1 to [`NAME_MAX`] characters as sent, no control
+/// character but tab, line feed and carriage return (the API's rule for every text).
 fn check_name(name: &str) -> Result<String, AdminError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AdminError::Invalid("name must be 1 to 200 characters".into()));
+    let control = name.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > NAME_MAX || control {
+        return Err(AdminError::Invalid(format!("name must be 1 to {NAME_MAX} characters, without control characters")));
     }
-    Ok(name.to_owned())
+    Ok(trimmed.to_owned())
 }
 
 fn check_scopes(scopes: ScopeSet) -> Result<ScopeSet, AdminError> {

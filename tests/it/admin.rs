@@ -36,6 +36,9 @@ async fn key_creation_is_validated(app: &mut TestApp) {
         (json!({"name": "x", "scopes": ["accounts:delete"]}), "scopes"),
         (json!({"name": "x", "scopes": []}), "scopes"),
         (json!({"name": "x", "scopes": ["accounts:read"], "extra": 1}), "extra"),
+        (json!({"name": "  ", "preset": "read_only"}), "name"),
+        (json!({"name": "PSA\u{7}sync", "preset": "read_only"}), "name"),
+        (json!({"name": "x".repeat(201), "preset": "read_only"}), "name"),
     ];
     for (body, field) in cases {
         let (status, answer) = app.post_key("/api/v1/admin/api-keys", &app.admin_key, &body).await;
@@ -54,6 +57,13 @@ async fn key_creation_is_validated(app: &mut TestApp) {
         .expect("request");
     let (status, answer) = read(response).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_json")));
+    // An OAuth client's name follows the same rule; a name is stored trimmed.
+    let body = json!({"name": "\u{1b}[31m", "scopes": ["devices:read"]});
+    let (status, answer) = app.post_key("/api/v1/admin/oauth-clients", &app.admin_key, &body).await;
+    assert_eq!((status, &answer["error"]["details"][0]["field"]), (422, &json!("name")), "{answer}");
+    let body = json!({"name": " RMM sync ", "scopes": ["devices:read"]});
+    let (status, answer) = app.post_key("/api/v1/admin/oauth-clients", &app.admin_key, &body).await;
+    assert_eq!((status, answer["data"]["client"]["name"].as_str()), (200, Some("RMM sync")), "{answer}");
 }
 
 async fn only_admin_write_manages_credentials(app: &mut TestApp) {

@@ -208,4 +208,68 @@ async fn documented_ranges_are_the_ones_enforced(app: &mut TestApp) {
     assert_eq!(bound("BulkDevices", "devices", "minItems"), 1.0);
 }
 
-both_backends!(served_spec_and_swagger_ui, documented_max_lengths_are_the_ones_enforced, documented_ranges_are_the_ones_enforced);
+// Every free text of a request body (a string with a `maxLength` and no `format`)
+// documents the characters it takes as a `pattern`.
+#[test]
+fn every_free_text_documents_its_pattern() {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("the spec is JSON");
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let mut free_texts = 0;
+    for (name, schema) in schemas {
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            if property["type"] == "string" && property["maxLength"].is_u64() && property["format"].is_null() {
+                free_texts += 1;
+                let pattern = property["pattern"].as_str().unwrap_or_else(|| panic!("{name}.{field} documents no pattern"));
+                regex::Regex::new(pattern).unwrap_or_else(|err| panic!("{name}.{field}: {err}"));
+            }
+        }
+    }
+    assert!(free_texts > 50, "only {free_texts} free texts found");
+}
+
+// The `pattern`s the spec documents for texts are the rules the domain applies: each
+// sample is accepted exactly when the pattern (compiled by the `regex` crate) matches
+// it, and refused with a 422 naming the field otherwise.
+async fn documented_patterns_are_the_ones_enforced(app: &mut TestApp) {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("the spec is JSON");
+    let pattern = |schema: &str, field: &str| {
+        let pattern = spec["components"]["schemas"][schema]["properties"][field]["pattern"].as_str();
+        regex::Regex::new(pattern.unwrap_or_else(|| panic!("{schema}.{field} documents no pattern"))).expect("a regex")
+    };
+    let acme = app.send(reqwest::Method::POST, "/api/v1/accounts", &app.admin_key, Some(&serde_json::json!({"name": "Acme"})), &[]).await;
+    let acme = acme.body["data"]["id"].as_str().expect("id").to_owned();
+    let signals = format!("/api/v1/health-scores/{acme}/signals");
+    let observed = breadbox_api::time::rfc3339(breadbox_auth::db::now_ms() - 1_000);
+    let samples = [
+        "Acme", " Acme ", "Acme\tCorp\r\n", "", "   ", "\t\n", "\u{b}", "Acme\u{b}", "\u{c}Acme", "x\u{7f}", "\u{85}x",
+        "\u{a0}\u{3000}", "\u{2003}x", "\u{feff}", "Zürich", "rmm.patching:v2", "a b", "a\u{0}",
+    ];
+    // (path, schema, field, a valid body without the field, the success status)
+    let cases = [
+        ("/api/v1/accounts", "CreateAccount", "name", serde_json::json!({}), 201),
+        ("/api/v1/accounts", "CreateAccount", "notes", serde_json::json!({"name": "Notes"}), 201),
+        ("/api/v1/contacts", "CreateContact", "firstName", serde_json::json!({"lastName": "L"}), 201),
+        (signals.as_str(), "PushSignal", "source", serde_json::json!({"name": "patching", "value": 50, "weight": 1, "observedAt": observed}), 200),
+    ];
+    for (path, schema, field, base, ok) in cases {
+        let pattern = pattern(schema, field);
+        for sample in samples {
+            let mut body = base.clone();
+            body[field] = Value::from(sample);
+            let accepted = pattern.is_match(sample);
+            at_bound(app, path, &body, field, accepted.then_some(ok), &format!("{schema}.{field} = {sample:?}")).await;
+        }
+    }
+    // An update's name is a non-blank text as the create's, which a null does not clear.
+    assert_eq!(
+        spec["components"]["schemas"]["UpdateAccount"]["properties"]["name"]["pattern"],
+        spec["components"]["schemas"]["CreateAccount"]["properties"]["name"]["pattern"]
+    );
+}
+
+both_backends!(
+    served_spec_and_swagger_ui,
+    documented_max_lengths_are_the_ones_enforced,
+    documented_ranges_are_the_ones_enforced,
+    documented_patterns_are_the_ones_enforced
+);

@@ -8,7 +8,7 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::ranged::{Int, Items};
 use super::paging::Listing;
@@ -64,7 +64,7 @@ impl From<Lifecycle> for domain::Lifecycle {
 #[serde(rename_all = "camelCase")]
 pub struct Site {
     /// What the client calls it, e.g. "Head office".
-    pub name: Text<{ crate::domain::accounts::SITE_NAME_MAX }>,
+    pub name: Text<{ crate::domain::accounts::SITE_NAME_MAX }, { format::NON_BLANK }>,
     /// Postal address, free text.
     #[oai(nullable)]
     pub address: Option<Text<{ crate::domain::accounts::ADDRESS_MAX }>>,
@@ -153,7 +153,7 @@ fn site_inputs(sites: Sites) -> Vec<SiteInput> {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateAccount {
     /// 1–200 characters.
-    pub name: Required<Text<{ crate::domain::accounts::NAME_MAX }>>,
+    pub name: Required<Text<{ crate::domain::accounts::NAME_MAX }, { format::NON_BLANK }>>,
     /// A DNS name such as `contoso.com`, unique among your accounts.
     pub domain: Option<Text>,
     pub industry: Option<Text<{ crate::domain::accounts::INDUSTRY_MAX }>>,
@@ -199,7 +199,7 @@ impl From<CreateAccount> for AccountChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateAccount {
-    pub name: MaybeUndefined<Text<{ crate::domain::accounts::NAME_MAX }>>,
+    pub name: MaybeUndefined<Text<{ crate::domain::accounts::NAME_MAX }, { format::NON_BLANK }>>,
     #[oai(nullable)]
     pub domain: MaybeUndefined<Text>,
     #[oai(nullable)]

@@ -12,7 +12,7 @@ use breadbox_auth::admin::{ClientInfo, KeyInfo, OrgInfo};
 use breadbox_auth::{AuthService, Principal, ScopeSet};
 
 use super::body::JsonBody;
-use super::text::Text;
+use super::text::{format, Text};
 use super::security::{AdminRead, AdminWrite, Auth, Scopes};
 use super::wire::{Body, IdempotencyKey};
 use super::ApiTags;
@@ -118,8 +118,7 @@ pub enum Preset {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A name to recognise the key by, e.g. "ConnectWise sync".
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: Text,
+    pub name: Text<{ breadbox_auth::admin::NAME_MAX }, { format::NON_BLANK }>,
     /// Scopes to grant, e.g. `["accounts:read", "devices:write"]`.
     pub scopes: Option<Vec<Text>>,
     /// A preset instead of `scopes`.
@@ -130,10 +129,18 @@ pub struct CreateApiKey {
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOAuthClient {
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: Text,
+    /// A name to recognise the client by.
+    pub name: Text<{ breadbox_auth::admin::NAME_MAX }, { format::NON_BLANK }>,
     /// Scopes the client may request.
     pub scopes: Vec<Text>,
+}
+
+/// A key's or a client's name, checked as every text of the API (a 422 naming `name`).
+fn credential_name(name: &str) -> Result<String, ApiError> {
+    let mut v = crate::domain::validate::Violations::default();
+    let name = crate::domain::validate::text(&mut v, "name", name, breadbox_auth::admin::NAME_MAX);
+    v.finish(())?;
+    Ok(name.unwrap_or_default())
 }
 
 fn organization(org: OrgInfo) -> Organization {
@@ -242,7 +249,7 @@ impl AdminApi {
                 grantable(&auth, "preset", &set.to_vec())?
             }
         };
-        let (info, secret) = service.create_key(&auth.org_id, auth.env, scopes, &body.name).await?;
+        let (info, secret) = service.create_key(&auth.org_id, auth.env, scopes, &credential_name(&body.name)?).await?;
         Ok(Body(Single::new(NewApiKey { key: secret.expose().to_owned(), api_key: api_key(info) })))
     }
 
@@ -333,8 +340,9 @@ impl AdminApi {
         Data(service): Data<&Arc<AuthService>>,
         body: JsonBody<CreateOAuthClient>,
     ) -> Result<Body<Single<NewOAuthClient>>, ApiError> {
+        let name = credential_name(&body.name)?;
         let scopes = grantable(&auth, "scopes", &body.scopes)?;
-        let (info, secret) = service.create_client(&auth.org_id, auth.env, scopes, &body.name).await?;
+        let (info, secret) = service.create_client(&auth.org_id, auth.env, scopes, &name).await?;
         Ok(Body(Single::new(NewOAuthClient { client_secret: secret.expose().to_owned(), client: oauth_client(info) })))
     }
 

@@ -171,9 +171,9 @@ pub struct CreateComplianceItem {
     pub account_id: Required<Text>,
     pub framework: Required<EnumText<ComplianceFramework>>,
     /// 1–50 characters; unique per account and framework.
-    pub control_id: Required<Text<{ crate::domain::compliance::CONTROL_MAX }>>,
+    pub control_id: Required<Text<{ crate::domain::compliance::CONTROL_MAX }, { format::NON_BLANK }>>,
     /// 1–300 characters.
-    pub title: Required<Text<{ crate::domain::compliance::TITLE_MAX }>>,
+    pub title: Required<Text<{ crate::domain::compliance::TITLE_MAX }, { format::NON_BLANK }>>,
     pub status: Option<EnumText<ComplianceStatus>>,
     pub evidence_notes: Option<Text<{ crate::domain::compliance::NOTES_MAX }>>,
     /// `YYYY-MM-DD`.
@@ -218,8 +218,8 @@ impl From<CreateComplianceItem> for ItemChanges {
 pub struct UpdateComplianceItem {
     pub account_id: MaybeUndefined<Text>,
     pub framework: MaybeUndefined<EnumText<ComplianceFramework>>,
-    pub control_id: MaybeUndefined<Text<{ crate::domain::compliance::CONTROL_MAX }>>,
-    pub title: MaybeUndefined<Text<{ crate::domain::compliance::TITLE_MAX }>>,
+    pub control_id: MaybeUndefined<Text<{ crate::domain::compliance::CONTROL_MAX }, { format::NON_BLANK }>>,
+    pub title: MaybeUndefined<Text<{ crate::domain::compliance::TITLE_MAX }, { format::NON_BLANK }>>,
     pub status: MaybeUndefined<EnumText<ComplianceStatus>>,
     #[oai(nullable)]
     pub evidence_notes: MaybeUndefined<Text<{ crate::domain::compliance::NOTES_MAX }>>,

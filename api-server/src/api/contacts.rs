@@ -154,9 +154,9 @@ fn link_inputs(links: Links) -> Vec<LinkInput> {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateContact {
     /// 1–100 characters.
-    pub first_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
+    pub first_name: Required<Text<{ crate::domain::contacts::NAME_MAX }, { format::NON_BLANK }>>,
     /// 1–100 characters.
-    pub last_name: Required<Text<{ crate::domain::contacts::NAME_MAX }>>,
+    pub last_name: Required<Text<{ crate::domain::contacts::NAME_MAX }, { format::NON_BLANK }>>,
     /// An empty string clears it, as `null` does.
     pub email: Option<Text<0, { format::EMAIL }>>,
     pub phone: Option<Text<{ crate::domain::contacts::PHONE_MAX }>>,
@@ -199,8 +199,8 @@ impl From<CreateContact> for ContactChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateContact {
-    pub first_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
-    pub last_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }>>,
+    pub first_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }, { format::NON_BLANK }>>,
+    pub last_name: MaybeUndefined<Text<{ crate::domain::contacts::NAME_MAX }, { format::NON_BLANK }>>,
     /// An empty string clears it, as `null` does.
     #[oai(nullable)]
     pub email: MaybeUndefined<Text<0, { format::EMAIL }>>,

@@ -29,7 +29,7 @@ type ServiceLines = Items<ServiceLineInput, 0, { crate::domain::service_lines::L
 pub struct ServiceLineInput {
     pub category: Required<EnumText<ServiceCategory>>,
     /// 1–500 characters.
-    pub description: Required<Text<{ crate::domain::service_lines::DESCRIPTION_MAX }>>,
+    pub description: Required<Text<{ crate::domain::service_lines::DESCRIPTION_MAX }, { format::NON_BLANK }>>,
     /// Units.
     pub quantity: Required<Int<0, { crate::domain::service_lines::QUANTITY_MAX }>>,
     /// Per unit and billing period, in the currency's minor unit.
@@ -67,7 +67,7 @@ pub struct CreateContract {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<Text<{ crate::domain::contracts::NAME_MAX }>>,
+    pub name: Required<Text<{ crate::domain::contracts::NAME_MAX }, { format::NON_BLANK }>>,
     pub status: Option<EnumText<ContractStatus>>,
     /// `YYYY-MM-DD`.
     pub start_date: Required<Text<0, { format::DATE }>>,
@@ -124,14 +124,15 @@ pub struct AmendContract {
     /// `YYYY-MM-DD`.
     pub effective_date: Required<Text<0, { format::DATE }>>,
     /// 1–2,000 characters: what was agreed.
-    pub description: Required<Text<{ crate::domain::contracts::DESCRIPTION_MAX }>>,
-    pub name: MaybeUndefined<Text>,
+    pub description: Required<Text<{ crate::domain::contracts::DESCRIPTION_MAX }, { format::NON_BLANK }>>,
+    /// 1–200 characters.
+    pub name: MaybeUndefined<Text<{ crate::domain::contracts::NAME_MAX }, { format::NON_BLANK }>>,
     pub status: MaybeUndefined<EnumText<ContractStatus>>,
     #[oai(nullable)]
     pub end_date: MaybeUndefined<Text<0, { format::DATE }>>,
     pub auto_renew: MaybeUndefined<bool>,
     #[oai(nullable)]
-    pub notes: MaybeUndefined<Text>,
+    pub notes: MaybeUndefined<Text<{ crate::domain::contracts::NOTES_MAX }>>,
     pub service_lines: Option<ServiceLines>,
 }
 

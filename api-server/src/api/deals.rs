@@ -202,7 +202,7 @@ pub struct CreateDeal {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<Text<{ crate::domain::deals::NAME_MAX }>>,
+    pub name: Required<Text<{ crate::domain::deals::NAME_MAX }, { format::NON_BLANK }>>,
     pub stage: Option<EnumText<Stage>>,
     /// In the currency's minor unit (cents).
     pub amount: Required<Amount>,
@@ -251,7 +251,7 @@ impl From<CreateDeal> for DealChanges {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateDeal {
     pub account_id: MaybeUndefined<Text>,
-    pub name: MaybeUndefined<Text<{ crate::domain::deals::NAME_MAX }>>,
+    pub name: MaybeUndefined<Text<{ crate::domain::deals::NAME_MAX }, { format::NON_BLANK }>>,
     pub stage: MaybeUndefined<EnumText<Stage>>,
     pub amount: MaybeUndefined<Amount>,
     pub currency: MaybeUndefined<Text>,

@@ -196,9 +196,9 @@ pub struct CreateDevice {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// The RMM's id of the agent, 1–200 characters; unique among your devices.
-    pub rmm_agent_id: Required<Text<{ crate::domain::devices::AGENT_ID_MAX }>>,
+    pub rmm_agent_id: Required<Text<{ crate::domain::devices::AGENT_ID_MAX }, { format::NON_BLANK }>>,
     /// 1–255 characters.
-    pub hostname: Required<Text<{ crate::domain::devices::HOSTNAME_MAX }>>,
+    pub hostname: Required<Text<{ crate::domain::devices::HOSTNAME_MAX }, { format::NON_BLANK }>>,
     pub kind: Option<EnumText<DeviceKind>>,
     pub os: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
     pub os_version: Option<Text<{ crate::domain::devices::TEXT_MAX }>>,
@@ -259,8 +259,8 @@ impl From<CreateDevice> for DeviceChanges {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateDevice {
     pub account_id: MaybeUndefined<Text>,
-    pub rmm_agent_id: MaybeUndefined<Text<{ crate::domain::devices::AGENT_ID_MAX }>>,
-    pub hostname: MaybeUndefined<Text<{ crate::domain::devices::HOSTNAME_MAX }>>,
+    pub rmm_agent_id: MaybeUndefined<Text<{ crate::domain::devices::AGENT_ID_MAX }, { format::NON_BLANK }>>,
+    pub hostname: MaybeUndefined<Text<{ crate::domain::devices::HOSTNAME_MAX }, { format::NON_BLANK }>>,
     pub kind: MaybeUndefined<EnumText<DeviceKind>>,
     #[oai(nullable)]
     pub os: MaybeUndefined<Text<{ crate::domain::devices::TEXT_MAX }>>,

@@ -223,9 +223,9 @@ impl Wire for ScoreChange {
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct PushSignal {
     /// The sending tool: 1–64 letters, digits, `_ - . :`.
-    pub source: Required<Text>,
+    pub source: Required<Text<{ crate::domain::health::KEY_MAX }, { format::IDENTIFIER }>>,
     /// The signal within the source: 1–64 letters, digits, `_ - . :`.
-    pub name: Required<Text>,
+    pub name: Required<Text<{ crate::domain::health::KEY_MAX }, { format::IDENTIFIER }>>,
     /// 0 (worst) to 100 (best).
     pub value: Required<Number<0, { crate::domain::health::VALUE_MAX }>>,
     /// Above 0, at most 10.

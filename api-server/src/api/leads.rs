@@ -195,7 +195,7 @@ type Count = Int<0, { crate::domain::leads::COUNT_MAX }>;
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none, example)]
 pub struct CreateLead {
     /// 1–200 characters.
-    pub company_name: Required<Text<{ crate::domain::leads::NAME_MAX }>>,
+    pub company_name: Required<Text<{ crate::domain::leads::NAME_MAX }, { format::NON_BLANK }>>,
     /// A domain name such as `contoso.com`.
     pub domain: Option<Text>,
     pub industry: Option<EnumText<LeadIndustry>>,
@@ -249,7 +249,7 @@ impl From<CreateLead> for LeadChanges {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct UpdateLead {
-    pub company_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }>>,
+    pub company_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }, { format::NON_BLANK }>>,
     #[oai(nullable)]
     pub domain: MaybeUndefined<Text>,
     #[oai(nullable)]

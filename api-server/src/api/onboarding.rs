@@ -182,7 +182,7 @@ impl From<ProjectDetail> for OnboardingProject {
 #[oai(rename_all = "camelCase", deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct NewMilestone {
     /// 1–200 characters.
-    pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }>>,
+    pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }, { format::NON_BLANK }>>,
     /// `YYYY-MM-DD`.
     pub due_date: Option<Text<0, { format::DATE }>>,
 }
@@ -194,7 +194,7 @@ pub struct CreateOnboardingProject {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// 1–200 characters.
-    pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }>>,
+    pub name: Required<Text<{ crate::domain::onboarding::NAME_MAX }, { format::NON_BLANK }>>,
     /// `YYYY-MM-DD`.
     pub start_date: Option<Text<0, { format::DATE }>>,
     /// `YYYY-MM-DD`, not before `startDate`.

@@ -145,7 +145,7 @@ pub struct SubmitReport {
     /// An account (`acc_…`) of the same organization and environment.
     pub account_id: Required<Text>,
     /// The reporting tool, 1–100 characters.
-    pub source: Required<Text<{ crate::domain::reconciliation::SOURCE_MAX }>>,
+    pub source: Required<Text<{ crate::domain::reconciliation::SOURCE_MAX }, { format::NON_BLANK }>>,
     /// RFC 3339, not in the future; defaults to now.
     pub reported_at: Option<Text<0, { format::DATE_TIME }>>,
     /// At least one; a category at most once.

@@ -11,8 +11,10 @@ use serde_json::Value;
 /// it. `MAX` (0: none) is the longest text the domain accepts, documented in the spec
 /// as `maxLength`; the domain checks it (trimmed), with the request's other rules, so
 /// that one 422 lists every failing field. `FORMAT` (one of [`format`]) documents what
-/// the domain parses the text as — a date, a date and time, an e-mail address —, which
-/// the domain checks in the same way.
+/// the domain parses the text as — a date, a date and time, an e-mail address, an
+/// identifier, a text that must not be blank —, which the domain checks in the same
+/// way. A free text (a `MAX`, no `FORMAT`) documents the characters the domain refuses
+/// in every text as a `pattern` ([`pattern::PLAIN`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text<const MAX: usize = 0, const FORMAT: u8 = { format::NONE }>(pub String);
 
@@ -26,6 +28,11 @@ pub mod format {
     pub const DATE_TIME: u8 = 2;
     /// An e-mail address.
     pub const EMAIL: u8 = 3;
+    /// A free text that must hold more than spaces ([`super::pattern::NON_BLANK`]): a
+    /// name, say, which an update may change but not clear.
+    pub const NON_BLANK: u8 = 4;
+    /// An identifier of letters, digits, `_`, `-`, `.` and `:` ([`super::pattern::IDENTIFIER`]).
+    pub const IDENTIFIER: u8 = 5;
 
     /// OpenAPI's name of `format`.
     pub(super) fn name(format: u8) -> Option<&'static str> {
@@ -38,12 +45,41 @@ pub mod format {
     }
 }
 
+/// The `pattern`s texts document (ECMA 262 regular expressions, as OpenAPI asks),
+/// written to match exactly what `domain::validate` and `domain::health` accept.
+pub mod pattern {
+    /// A free text: no control character but tab, line feed and carriage return
+    /// (`char::is_control` is Unicode's `Cc`: U+0000–U+001F and U+007F–U+009F). A blank
+    /// one clears an optional field.
+    pub const PLAIN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+    /// A free text as [`PLAIN`] with at least one character that is neither a control
+    /// nor white space (Unicode's `White_Space`, which `str::trim` removes).
+    pub const NON_BLANK: &str = concat!(
+        r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*",
+        r"[^\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+        r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    );
+    /// An identifier: ASCII letters and digits, `_`, `-`, `.` and `:`.
+    pub const IDENTIFIER: &str = r"^[A-Za-z0-9_.:-]+$";
+
+    /// What a text of `MAX` and `FORMAT` documents as its `pattern`.
+    pub(super) fn of(max: usize, format: u8) -> Option<&'static str> {
+        match format {
+            super::format::NON_BLANK => Some(NON_BLANK),
+            super::format::IDENTIFIER => Some(IDENTIFIER),
+            super::format::NONE if max > 0 => Some(PLAIN),
+            _ => None,
+        }
+    }
+}
+
 self_raw_type!([const MAX: usize, const FORMAT: u8] Text<MAX, FORMAT>, like String, schema {
-    match (MAX, format::name(FORMAT)) {
-        (0, None) => String::schema_ref(),
+    match (MAX, FORMAT) {
+        (0, format::NONE) => String::schema_ref(),
         (max, format) => MetaSchemaRef::Inline(Box::new(MetaSchema {
             max_length: (max > 0).then_some(max),
-            format,
+            format: format::name(format),
+            pattern: pattern::of(max, format).map(str::to_owned),
             ..MetaSchema::new("string")
         })),
     }
@@ -139,5 +175,49 @@ mod tests {
         let MetaSchemaRef::Inline(at) = Text::<0, { format::DATE_TIME }>::schema_ref() else { panic!("inline") };
         assert_eq!(at.format, Some("date-time"));
         assert!(Text::<0, { format::DATE }>::parse_from_json(Some(Value::from("not a date"))).is_ok(), "the domain says why");
+    }
+
+    fn pattern_of<const MAX: usize, const FORMAT: u8>() -> Option<String> {
+        match Text::<MAX, FORMAT>::schema_ref() {
+            MetaSchemaRef::Inline(schema) => schema.pattern,
+            MetaSchemaRef::Reference(_) => None,
+        }
+    }
+
+    #[test]
+    fn free_texts_document_their_pattern() {
+        assert_eq!(pattern_of::<50, { format::NONE }>().as_deref(), Some(pattern::PLAIN));
+        assert_eq!(pattern_of::<50, { format::NON_BLANK }>().as_deref(), Some(pattern::NON_BLANK));
+        assert_eq!(pattern_of::<64, { format::IDENTIFIER }>().as_deref(), Some(pattern::IDENTIFIER));
+        assert_eq!(pattern_of::<0, { format::NONE }>(), None, "an id or a scope: the domain has its own rules");
+        assert_eq!(pattern_of::<254, { format::EMAIL }>(), None);
+    }
+
+    /// The documented patterns accept exactly what the domain's text rules accept: every
+    /// character alone, between letters and around a letter. Above U+3000 no character
+    /// is a control or white space, so the patterns' classes and the rules agree there
+    /// as they do on U+3000 itself (checked first).
+    #[test]
+    fn the_patterns_are_the_domains_rules() {
+        use crate::domain::validate::{optional_text, text, Violations};
+        use crate::domain::Patch;
+        let plain = regex::Regex::new(pattern::PLAIN).expect("PLAIN compiles");
+        let non_blank = regex::Regex::new(pattern::NON_BLANK).expect("NON_BLANK compiles");
+        assert!((0x3001..=0x10FFFF).filter_map(char::from_u32).all(|c| !c.is_control() && !c.is_whitespace()));
+        let required = |s: &str| text(&mut Violations::default(), "f", s, 10).is_some();
+        let optional = |s: &str| {
+            let mut v = Violations::default();
+            optional_text(&mut v, "f", Patch::Set(s.to_owned()), 10, &mut None);
+            v.is_empty()
+        };
+        for c in (0..=0x3001).filter_map(char::from_u32).chain(['\u{FEFF}', '\u{10FFFF}']) {
+            for s in [c.to_string(), format!("a{c}b"), format!("{c}a"), format!("a{c}"), format!("{c}{c}")] {
+                assert_eq!(non_blank.is_match(&s), required(&s), "NON_BLANK on {s:?}");
+                assert_eq!(plain.is_match(&s), optional(&s), "PLAIN on {s:?}");
+            }
+        }
+        for (s, ok) in [("", false), (" \t\r\n ", false), ("Acme\tCorp\n", true), ("\u{00A0}\u{3000}", false)] {
+            assert_eq!((non_blank.is_match(s), required(s)), (ok, ok), "{s:?}");
+        }
     }
 }

@@ -154,7 +154,7 @@ pub struct CreateTouchpoint {
     /// RFC 3339; at most 5 minutes in the future.
     pub occurred_at: Required<Text<0, { format::DATE_TIME }>>,
     /// 1–200 characters.
-    pub subject: Required<Text<{ crate::domain::touchpoints::SUBJECT_MAX }>>,
+    pub subject: Required<Text<{ crate::domain::touchpoints::SUBJECT_MAX }, { format::NON_BLANK }>>,
     /// Up to 10,000 characters.
     pub summary: Option<Text<{ crate::domain::touchpoints::TEXT_MAX }>>,
     /// The logging tool, up to 64 characters; required with `externalId`.

@@ -25,7 +25,7 @@ pub const HISTORY_DAYS: i64 = 90;
 /// The trend compares today's score with the score this many days ago.
 pub const TREND_DAYS: i64 = 30;
 pub const DAY_MS: i64 = 86_400_000;
-const KEY_MAX: usize = 64;
+pub(crate) const KEY_MAX: usize = 64;
 
 named_enum!(
     /// Where a score stands.
@@ -185,7 +185,8 @@ fn key(v: &mut Violations, field: &str, value: Option<String>) -> String {
         v.add(field, "is required");
         return String::new();
     };
-    let value = value.trim().to_owned();
+    // Taken as sent (not trimmed): the spec documents the characters as a `pattern`
+    // (`api::text::pattern::IDENTIFIER`), and a space is not one of them.
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
     if value.is_empty() || value.len() > KEY_MAX || !value.chars().all(valid) {
         v.add(field, format!("must be 1 to {KEY_MAX} letters, digits, '_', '-', '.' or ':'"));

@@ -45,21 +45,28 @@ impl Violations {
 
 /// Trimmed text of 1 to `max` characters, or `None` (recorded) otherwise. The length
 /// is the text's as sent, spaces around it included: it is what the spec documents as
-/// `maxLength`.
+/// `maxLength`; so are the control characters, refused wherever they are (the spec's
+/// `pattern`, `api::text::pattern::NON_BLANK`).
 pub fn text(v: &mut Violations, field: &str, value: &str, max: usize) -> Option<String> {
     let trimmed = value.trim();
     if value.chars().count() > max {
         v.add(field, format!("must be at most {max} characters"));
         None
+    } else if has_control(value) {
+        v.add(field, "must not contain control characters");
+        None
     } else if trimmed.is_empty() {
         v.add(field, "must not be empty");
-        None
-    } else if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        v.add(field, "must not contain control characters");
         None
     } else {
         Some(trimmed.to_owned())
     }
+}
+
+/// Whether `value` holds a control character other than tab, line feed and carriage
+/// return: refused in every text, blank or not.
+fn has_control(value: &str) -> bool {
+    value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// Applies a change to a required text field: it may be set, never cleared.
@@ -80,7 +87,7 @@ pub fn optional_text(v: &mut Violations, field: &str, patch: Patch<String>, max:
     match patch {
         Patch::Keep => {}
         Patch::Clear => *slot = None,
-        Patch::Set(value) if value.trim().is_empty() && value.chars().count() <= max => *slot = None,
+        Patch::Set(value) if value.trim().is_empty() && value.chars().count() <= max && !has_control(&value) => *slot = None,
         Patch::Set(value) => {
             if let Some(value) = text(v, field, &value, max) {
                 *slot = Some(value);
