@@ -105,9 +105,7 @@ pub fn routes(service: Arc<AuthService>, crm: Arc<Crm>, audit: AuditLog) -> impl
     let route = Dispatch { api: api_router, rest };
     let observe = Observe::new(service.clone(), audit, templates);
     let idempotency = Idempotency::new(service.clone());
-    CatchPanics(AppData { inner: route, service, crm })
-        .with(idempotency)
-        .with(observe)
+    crate::compression::GzipResponses(CatchPanics(AppData { inner: route, service, crm }).with(idempotency).with(observe))
 }
 
 /// Puts the state that handlers read with `Data<&…>` in every request's data, in one

@@ -37,8 +37,6 @@ pub const KEEP_MS: i64 = 24 * 60 * 60 * 1000;
 /// A claim still running after this long belongs to a process that died.
 const ABANDONED_MS: i64 = 10 * 60 * 1000;
 pub(crate) const MAX_KEY_LEN: usize = 255;
-/// Largest body of a request with a key (the body is buffered to fingerprint it).
-const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The headers of an answer that are replayed with it.
 const KEPT_HEADERS: &[&str] = &["content-type", "location", "etag"];
 const EXPIRE_EVERY: Duration = Duration::from_secs(600);
@@ -177,16 +175,18 @@ impl<E: Endpoint> IdempotencyEndpoint<E> {
             Ok(claim) => claim,
             Err(err) => return Ok(ApiError::internal(&err).into_response()),
         };
-        let body = match req.take_body().into_bytes_limit(MAX_BODY).await {
-            Ok(body) => body.to_vec(),
-            Err(_) => {
+        // Fingerprinted as decompressed: a retry compressed otherwise is the same request.
+        let sent = req.take_body();
+        let body = match crate::compression::read_body(req.headers(), sent).await {
+            Ok(body) => body,
+            Err(err) => {
                 if matches!(claim, Claim::Taken) {
                     release(pool, credential, &key).await;
                 }
-                let message = format!("the body of a request with an Idempotency-Key must be readable and at most {MAX_BODY} bytes");
-                return Ok(ApiError::bad_request(message).into_response());
+                return Ok(err.into_response());
             }
         };
+        crate::compression::mark_decoded(req.headers_mut());
         let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
         let print = fingerprint(req.method(), &path_and_query, &body);
         match claim {

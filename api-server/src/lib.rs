@@ -9,6 +9,7 @@ pub mod app;
 pub mod audit;
 pub mod bootstrap;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -160,6 +160,8 @@ fn record_route_metrics(route: &'static str, status: u16, seconds: f64) {
     });
 }
 
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     type Output = Response;
 
@@ -190,6 +192,11 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let mut response = outcome;
         if let Ok(value) = HeaderValue::from_str(id.as_str()) {
             response.headers_mut().insert(request_id::HEADER, value);
+        }
+        if path.starts_with("/api/v1/") && path != crate::api::SPEC_PATH {
+            // An organization's data (or a credential's): no cache along the way, nor
+            // the browser running Swagger UI, keeps a copy.
+            response.headers_mut().entry(poem::http::header::CACHE_CONTROL).or_insert(NO_STORE);
         }
         let status = response.status().as_u16();
         let route = route_label(&response, &path);

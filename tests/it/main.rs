@@ -12,6 +12,7 @@ mod crm;
 mod deals;
 mod device_bulk;
 mod devices;
+mod encoding;
 mod health;
 mod idempotency;
 mod jwt;

@@ -98,6 +98,32 @@ async fn every_response_has_a_distinct_request_id(app: &mut TestApp) {
     }
 }
 
+// An API answer (success or error, with a key or without) is never stored by a cache
+// or the browser; the spec and the health checks may be.
+async fn api_answers_are_not_to_be_stored(app: &mut TestApp) {
+    let cases = [
+        ("/api/v1/accounts", Some(app.admin_key.as_str()), Some("no-store")),
+        ("/api/v1/accounts/acc_missing", Some(app.admin_key.as_str()), Some("no-store")),
+        ("/api/v1/me", None, Some("no-store")),
+        ("/api/v1/nope", Some(app.admin_key.as_str()), Some("no-store")),
+        ("/api/v1/openapi.json", None, None),
+        ("/healthz", None, None),
+    ];
+    for (path, key, expected) in cases {
+        let mut request = app.http.get(app.url(path));
+        if let Some(key) = key {
+            request = request.header("X-API-Key", key);
+        }
+        let response = request.send().await.expect("request");
+        let cache = response.headers().get("cache-control").and_then(|v| v.to_str().ok());
+        assert_eq!(cache, expected, "{path} ({})", response.status());
+    }
+    let token = app.http.post(app.url("/api/v1/auth/token")).form(&[("grant_type", "client_credentials")]).send().await;
+    let token = token.expect("request");
+    assert_eq!(token.status(), 401, "no client given");
+    assert_eq!(token.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "RFC 6749 §5.1");
+}
+
 async fn last_use_is_recorded_by_a_graceful_shutdown(app: &mut TestApp) {
     let (id, key) = app.key(Environment::Live, "accounts:read").await;
     assert_eq!(app.get_key("/api/v1/me", &key).await.0, 200);
@@ -113,5 +139,6 @@ both_backends!(
     metrics_count_requests_tokens_and_failures,
     routing_errors_use_the_envelope,
     every_response_has_a_distinct_request_id,
+    api_answers_are_not_to_be_stored,
     last_use_is_recorded_by_a_graceful_shutdown,
 );

@@ -315,6 +315,13 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads `response` whole.
+    pub async fn of(response: reqwest::Response) -> Answer {
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        Answer { status, body, headers }
+    }
+
     /// A response header as text.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
@@ -338,9 +345,6 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.expect("request");
-        let headers = response.headers().clone();
-        let (status, body) = read(response).await;
-        Answer { status, body, headers }
+        Answer::of(request.send().await.expect("request")).await
     }
 }

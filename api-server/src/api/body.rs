@@ -7,7 +7,7 @@
 //! does not allow, and the 422 names that value's path (`sites[1].name`). Only the
 //! failing request pays for it.
 
-use poem::{FromRequest, IntoResponse, Request, RequestBody};
+use poem::{IntoResponse, Request, RequestBody};
 use poem_openapi::error::ParseRequestPayloadError;
 use poem_openapi::payload::{Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -48,7 +48,9 @@ impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = T::IS_REQUIRED;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let data = Vec::<u8>::from_request(request, body).await?;
+        let data = crate::compression::read_body(request.headers(), body.take()?)
+            .await
+            .map_err(|err| poem::Error::from_response(err.into_response()))?;
         let parse = |data: &[u8]| -> Result<Value, ParseRequestPayloadError> {
             if data.is_empty() {
                 return Ok(Value::Null);
