@@ -260,6 +260,17 @@ async fn documented_patterns_are_the_ones_enforced(app: &mut TestApp) {
             at_bound(app, path, &body, field, accepted.then_some(ok), &format!("{schema}.{field} = {sample:?}")).await;
         }
     }
+    // A domain: each accepted sample names another domain (they are unique in an org).
+    let domain = pattern("CreateAccount", "domain");
+    let samples = [
+        "contoso.com", " Fabrikam.COM. ", "northwind.example..", "xn--bcher-kva.example", "", "  ", "localhost",
+        "https://contoso.com", "a..b", "-a.com", "ünicode.com", "a.b\u{b}",
+    ];
+    for sample in samples {
+        let body = serde_json::json!({"name": "Domain", "domain": sample});
+        let accepted = domain.is_match(sample);
+        at_bound(app, "/api/v1/accounts", &body, "domain", accepted.then_some(201), &format!("domain = {sample:?}")).await;
+    }
     // An update's name is a non-blank text as the create's, which a null does not clear.
     assert_eq!(
         spec["components"]["schemas"]["UpdateAccount"]["properties"]["name"]["pattern"],

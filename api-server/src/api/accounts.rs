@@ -155,7 +155,7 @@ pub struct CreateAccount {
     /// 1–200 characters.
     pub name: Required<Text<{ crate::domain::accounts::NAME_MAX }, { format::NON_BLANK }>>,
     /// A DNS name such as `contoso.com`, unique among your accounts.
-    pub domain: Option<Text>,
+    pub domain: Option<Text<0, { format::DOMAIN }>>,
     pub industry: Option<Text<{ crate::domain::accounts::INDUSTRY_MAX }>>,
     pub lifecycle: Option<EnumText<Lifecycle>>,
     pub sites: Option<Sites>,
@@ -201,7 +201,7 @@ impl From<CreateAccount> for AccountChanges {
 pub struct UpdateAccount {
     pub name: MaybeUndefined<Text<{ crate::domain::accounts::NAME_MAX }, { format::NON_BLANK }>>,
     #[oai(nullable)]
-    pub domain: MaybeUndefined<Text>,
+    pub domain: MaybeUndefined<Text<0, { format::DOMAIN }>>,
     #[oai(nullable)]
     pub industry: MaybeUndefined<Text<{ crate::domain::accounts::INDUSTRY_MAX }>>,
     pub lifecycle: MaybeUndefined<EnumText<Lifecycle>>,

@@ -197,7 +197,7 @@ pub struct CreateLead {
     /// 1–200 characters.
     pub company_name: Required<Text<{ crate::domain::leads::NAME_MAX }, { format::NON_BLANK }>>,
     /// A domain name such as `contoso.com`.
-    pub domain: Option<Text>,
+    pub domain: Option<Text<0, { format::DOMAIN }>>,
     pub industry: Option<EnumText<LeadIndustry>>,
     pub employee_count: Option<Count>,
     /// Endpoints or seats.
@@ -251,7 +251,7 @@ impl From<CreateLead> for LeadChanges {
 pub struct UpdateLead {
     pub company_name: MaybeUndefined<Text<{ crate::domain::leads::NAME_MAX }, { format::NON_BLANK }>>,
     #[oai(nullable)]
-    pub domain: MaybeUndefined<Text>,
+    pub domain: MaybeUndefined<Text<0, { format::DOMAIN }>>,
     #[oai(nullable)]
     pub industry: MaybeUndefined<EnumText<LeadIndustry>>,
     #[oai(nullable)]

@@ -33,6 +33,8 @@ pub mod format {
     pub const NON_BLANK: u8 = 4;
     /// An identifier of letters, digits, `_`, `-`, `.` and `:` ([`super::pattern::IDENTIFIER`]).
     pub const IDENTIFIER: u8 = 5;
+    /// A domain name, or a blank text that clears it ([`super::pattern::DOMAIN`]).
+    pub const DOMAIN: u8 = 6;
 
     /// OpenAPI's name of `format`.
     pub(super) fn name(format: u8) -> Option<&'static str> {
@@ -61,12 +63,22 @@ pub mod pattern {
     );
     /// An identifier: ASCII letters and digits, `_`, `-`, `.` and `:`.
     pub const IDENTIFIER: &str = r"^[A-Za-z0-9_.:-]+$";
+    /// A domain name as `domain::validate::domain_name` takes it — two labels or more of
+    /// 1–63 letters, digits and inner hyphens, any case, trailing dots and white space
+    /// around it dropped (253 characters at most, which a pattern cannot count here) —
+    /// or a blank text, which clears the field.
+    pub const DOMAIN: &str = concat!(
+        r"^[\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\.*",
+        r"[\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*)?$"
+    );
 
     /// What a text of `MAX` and `FORMAT` documents as its `pattern`.
     pub(super) fn of(max: usize, format: u8) -> Option<&'static str> {
         match format {
             super::format::NON_BLANK => Some(NON_BLANK),
             super::format::IDENTIFIER => Some(IDENTIFIER),
+            super::format::DOMAIN => Some(DOMAIN),
             super::format::NONE if max > 0 => Some(PLAIN),
             _ => None,
         }
@@ -219,5 +231,27 @@ mod tests {
         for (s, ok) in [("", false), (" \t\r\n ", false), ("Acme\tCorp\n", true), ("\u{00A0}\u{3000}", false)] {
             assert_eq!((non_blank.is_match(s), required(s)), (ok, ok), "{s:?}");
         }
+    }
+
+    /// The documented domain pattern takes what the domain takes: a blank text (which
+    /// clears the field) or what `domain_name` accepts (up to its 253 characters).
+    #[test]
+    fn the_domain_pattern_is_the_domains_rule() {
+        use crate::domain::validate::{domain_name, Violations};
+        let pattern = regex::Regex::new(pattern::DOMAIN).expect("DOMAIN compiles");
+        let accepted = |s: &str| s.trim().is_empty() || domain_name(&mut Violations::default(), "domain", s).is_some();
+        let label = "a".repeat(63);
+        let samples = [
+            "contoso.com", " Contoso.COM. ", "contoso.com..", "a.b", "xn--bcher-kva.example", "a--b.com",
+            "", "  ", "\t\u{3000}\u{85}", "localhost", "-a.com", "a-.com", "https://contoso.com", "contoso.com/x",
+            "a..b", ".a.b", "a.b.\t.", "\u{b}a.b", "a.b\u{85}", "a.b\u{feff}", "ünicode.com", "a_b.com", "a b.com",
+            &format!("{label}.com"), &format!("{label}a.com"), &format!("{label}.{label}.{label}.{}", &label[..61]),
+        ];
+        for s in samples {
+            assert_eq!(pattern.is_match(s), accepted(s), "{s:?}");
+        }
+        let too_long = format!("{label}.{label}.{label}.{label}");
+        assert!(pattern.is_match(&too_long) && !accepted(&too_long), "255 characters: the one rule the pattern leaves out");
+        assert_eq!(pattern_of::<0, { format::DOMAIN }>().as_deref(), Some(pattern::DOMAIN));
     }
 }
