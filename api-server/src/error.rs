@@ -114,7 +114,8 @@ pub struct ErrorBody {
 /// Every error an operation can answer with.
 #[derive(Debug, ApiResponse)]
 pub enum ApiError {
-    /// A path or query parameter is malformed, or two credentials were sent.
+    /// A path, query or header parameter is malformed (`If-Match`, `If-None-Match`,
+    /// a body's `Content-Encoding`, …), or two credentials were sent.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
     /// No credential, or an invalid, revoked or expired one.

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod authn;
 mod compliance;
+mod conditional;
 mod contacts;
 mod contracts;
 mod crm;

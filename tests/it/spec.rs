@@ -92,6 +92,30 @@ fn every_post_declares_the_idempotency_key() {
     assert!(posts >= 20, "only {posts} POST operations");
 }
 
+#[test]
+fn every_get_with_an_etag_documents_if_none_match_and_304() {
+    let spec: Value = serde_json::from_str(&breadbox_api::api::spec_json()).expect("spec is JSON");
+    let mut tagged = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        let Some(get) = item.get("get") else { continue };
+        let params = get["parameters"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let header = params.iter().find(|p| p["name"] == "If-None-Match");
+        if get["responses"]["200"]["headers"]["ETAG"].is_object() {
+            tagged.push(path.clone());
+            let header = header.unwrap_or_else(|| panic!("GET {path} answers an ETag but takes no If-None-Match"));
+            assert_eq!((&header["in"], &header["required"]), (&Value::from("header"), &Value::from(false)), "GET {path}");
+            let not_modified = &get["responses"]["304"];
+            assert!(not_modified["headers"]["ETAG"].is_object(), "GET {path}: 304 with its ETag");
+            assert!(not_modified.get("content").is_none(), "GET {path}: a 304 has no body");
+        } else {
+            assert!(header.is_none() && get["responses"]["304"].is_null(), "GET {path} has no ETag to compare");
+        }
+    }
+    // accounts, contacts, contracts, deals, devices, leads, touchpoints, compliance
+    // items, onboarding projects.
+    assert_eq!(tagged.len(), 9, "{tagged:?}");
+}
+
 async fn served_spec_and_swagger_ui(app: &mut TestApp) {
     let served = app.http.get(app.url("/api/v1/openapi.json")).send().await.expect("spec").text().await.expect("text");
     assert_eq!(served.trim_end(), breadbox_api::api::spec_json().trim_end());

@@ -13,7 +13,7 @@ use super::params::{Limit, Time};
 use super::ranged::{Int, Items};
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
 use crate::domain::events::Wire;
@@ -311,8 +311,13 @@ impl AccountsApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The account id, `acc_…`.
         id: Path<String>,
-    ) -> Result<Tagged<Account>, ApiError> {
-        Ok(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?))
+        /// `ETag`s of versions the client holds: while one is current, the answer is a
+        /// 304 without a body (compared weakly; `*` matches any version).
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched<Account>, ApiError> {
+        let held = NoneMatch::parse(if_none_match.0.as_deref())?;
+        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
     }
 
     /// Update an account

@@ -13,7 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
-use super::wire::{given, patch, precondition, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::compliance::{self as domain, ItemChanges, ItemFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -309,8 +309,13 @@ impl ComplianceApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The item id, `cmp_…`.
         id: Path<String>,
-    ) -> Result<Tagged<ComplianceItem>, ApiError> {
-        Ok(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?))
+        /// `ETag`s of versions the client holds: while one is current, the answer is a
+        /// 304 without a body (compared weakly; `*` matches any version).
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched<ComplianceItem>, ApiError> {
+        let held = NoneMatch::parse(if_none_match.0.as_deref())?;
+        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
     }
 
     /// Framework status

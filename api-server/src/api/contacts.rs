@@ -13,7 +13,7 @@ use super::params::{Limit, Time};
 use super::ranged::Items;
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::contacts::{self as domain, ContactChanges, ContactFilter, LinkInput};
 use crate::domain::events::Wire;
@@ -306,8 +306,13 @@ impl ContactsApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The contact id, `con_…`.
         id: Path<String>,
-    ) -> Result<Tagged<Contact>, ApiError> {
-        Ok(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?))
+        /// `ETag`s of versions the client holds: while one is current, the answer is a
+        /// 304 without a body (compared weakly; `*` matches any version).
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched<Contact>, ApiError> {
+        let held = NoneMatch::parse(if_none_match.0.as_deref())?;
+        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
     }
 
     /// Update a contact

@@ -13,7 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
-use super::wire::{given, patch, precondition, Body, Created, EnumText, IdempotencyKey, Required, Tagged};
+use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::icp::IcpBreakdown;
 use crate::domain::leads::{self as domain, LeadChanges, LeadFilter};
@@ -372,8 +372,13 @@ impl LeadsApi {
         Data(crm): Data<&Arc<Crm>>,
         /// The lead id, `lead_…`.
         id: Path<String>,
-    ) -> Result<Tagged<Lead>, ApiError> {
-        Ok(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?))
+        /// `ETag`s of versions the client holds: while one is current, the answer is a
+        /// 304 without a body (compared weakly; `*` matches any version).
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched<Lead>, ApiError> {
+        let held = NoneMatch::parse(if_none_match.0.as_deref())?;
+        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
     }
 
     /// Update a lead

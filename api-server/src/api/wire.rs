@@ -198,12 +198,21 @@ pub fn precondition(if_match: Option<&str>) -> Result<Precondition, ApiError> {
     let Some(value) = if_match else {
         return Ok(Precondition::None);
     };
+    match entity_tags("If-Match", value)? {
+        None => Ok(Precondition::Exists),
+        Some(tags) => Ok(Precondition::OneOf(tags.into_iter().filter(|(weak, _)| !weak).map(|(_, tag)| tag.to_owned()).collect())),
+    }
+}
+
+/// `*` (`None`), or each entity tag of a list (RFC 9110 §8.8.3) as whether it is weak
+/// and its text without quotes; a 400 naming `header` when the value is neither.
+fn entity_tags<'a>(header: &str, value: &'a str) -> Result<Option<Vec<(bool, &'a str)>>, ApiError> {
     let value = value.trim();
     if value == "*" {
-        return Ok(Precondition::Exists);
+        return Ok(None);
     }
-    let malformed = || ApiError::bad_request("If-Match must be * or a list of quoted entity tags such as \"3f2a…\"");
-    let mut strong = Vec::new();
+    let malformed = || ApiError::bad_request(format!("{header} must be * or a list of quoted entity tags such as \"3f2a…\""));
+    let mut tags = Vec::new();
     for tag in value.split(',').map(str::trim) {
         let (weak, quoted) = match tag.strip_prefix("W/") {
             Some(rest) => (true, rest),
@@ -214,11 +223,69 @@ pub fn precondition(if_match: Option<&str>) -> Result<Precondition, ApiError> {
             .and_then(|t| t.strip_suffix('"'))
             .filter(|t| !t.contains('"'))
             .ok_or_else(malformed)?;
-        if !weak {
-            strong.push(inner.to_owned());
+        tags.push((weak, inner));
+    }
+    Ok(Some(tags))
+}
+
+/// `If-None-Match` of a GET (RFC 9110 §13.1.2): the versions the client holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum NoneMatch {
+    /// No `If-None-Match`: always the resource.
+    #[default]
+    Absent,
+    /// `*`: any current version.
+    Any,
+    /// These entity tags (without quotes and `W/`: the comparison is weak).
+    OneOf(Vec<String>),
+}
+
+impl NoneMatch {
+    /// Parses the header; a 400 when it is neither `*` nor a list of entity tags.
+    pub fn parse(if_none_match: Option<&str>) -> Result<NoneMatch, ApiError> {
+        let Some(value) = if_none_match else {
+            return Ok(NoneMatch::Absent);
+        };
+        match entity_tags("If-None-Match", value)? {
+            None => Ok(NoneMatch::Any),
+            Some(tags) => Ok(NoneMatch::OneOf(tags.into_iter().map(|(_, tag)| tag.to_owned()).collect())),
         }
     }
-    Ok(Precondition::OneOf(strong))
+
+    /// Whether the client already holds the version `etag` (an `ETag` header value).
+    fn holds(&self, etag: &str) -> bool {
+        let current = etag.strip_prefix("W/").unwrap_or(etag).trim_matches('"');
+        match self {
+            NoneMatch::Absent => false,
+            NoneMatch::Any => true,
+            NoneMatch::OneOf(tags) => tags.iter().any(|tag| tag == current),
+        }
+    }
+}
+
+/// A resource read by GET, or word that the client's copy is current.
+#[derive(ApiResponse)]
+pub enum Fetched<T: ParseFromJSON + ToJSON + Serialize> {
+    /// The resource. `ETag` names this version: send it in `If-None-Match` to be told
+    /// (304) while it is current, in `If-Match` to update only this version.
+    #[oai(status = 200)]
+    Ok(Body<Single<T>>, #[oai(header = "ETag")] String),
+    /// Not modified: `If-None-Match` named the current version, whose `ETag` this is.
+    /// No body.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
+}
+
+impl<T: ParseFromJSON + ToJSON + Serialize> Fetched<T> {
+    /// The answer to a GET of `resource` for a client holding `held`.
+    pub fn of(resource: Tagged<T>, held: &NoneMatch) -> Self {
+        let Tagged::Ok(body, etag) = resource;
+        if held.holds(&etag) {
+            Fetched::NotModified(etag)
+        } else {
+            Fetched::Ok(body, etag)
+        }
+    }
 }
 
 /// Room for a resource answer's headers.
@@ -380,5 +447,34 @@ mod tests {
         assert!(precondition(Some("abc")).is_err());
         assert!(precondition(Some("")).is_err());
         assert!(precondition(Some("\"a\"\"")).is_err());
+    }
+
+    #[test]
+    fn if_none_match_is_parsed_strictly_and_compared_weakly() {
+        assert_eq!(NoneMatch::parse(None).ok(), Some(NoneMatch::Absent));
+        assert_eq!(NoneMatch::parse(Some(" * ")).ok(), Some(NoneMatch::Any));
+        let held = NoneMatch::parse(Some("\"a\", W/\"b\"")).expect("a list of tags");
+        assert_eq!(held, NoneMatch::OneOf(vec!["a".into(), "b".into()]));
+        assert!(held.holds("\"a\"") && held.holds("\"b\"") && held.holds("W/\"b\""));
+        assert!(!held.holds("\"c\"") && !held.holds("\"ab\""));
+        assert!(NoneMatch::Any.holds("\"c\"") && !NoneMatch::Absent.holds("\"c\""));
+        for malformed in ["abc", "", "\"a\"\"", "\"a\", b", "W/a"] {
+            let refused = NoneMatch::parse(Some(malformed)).expect_err(malformed);
+            let message = &refused.body().error.message;
+            assert!(message.contains("If-None-Match"), "{malformed}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_version_is_answered_304_without_a_body() {
+        use poem::IntoResponse;
+        let resource = || Tagged::new(serde_json::json!({"id": "acc_1"}), "v1");
+        let fresh = Fetched::of(resource(), &NoneMatch::OneOf(vec!["v0".into()])).into_response();
+        assert_eq!(fresh.status(), poem::http::StatusCode::OK);
+        assert_eq!(fresh.headers().get("etag").and_then(|v| v.to_str().ok()), Some("\"v1\""));
+        let held = Fetched::of(resource(), &NoneMatch::OneOf(vec!["v0".into(), "v1".into()])).into_response();
+        assert_eq!(held.status(), poem::http::StatusCode::NOT_MODIFIED);
+        assert_eq!(held.headers().get("etag").and_then(|v| v.to_str().ok()), Some("\"v1\""));
+        assert!(held.into_body().into_bytes().await.expect("a body").is_empty());
     }
 }
