@@ -213,7 +213,9 @@ fn entity_tags<'a>(header: &str, value: &'a str) -> Result<Option<Vec<(bool, &'a
     }
     let malformed = || ApiError::bad_request(format!("{header} must be * or a list of quoted entity tags such as \"3f2a…\""));
     let mut tags = Vec::new();
-    for tag in value.split(',').map(str::trim) {
+    // Empty list elements are ignored (RFC 9110 §5.6.1.2); a value of none is malformed.
+    // (`str::is_empty` by name: poem-openapi's `Type::is_empty` would answer for `&&str`.)
+    for tag in value.split(',').map(str::trim).filter(|tag| !str::is_empty(tag)) {
         let (weak, quoted) = match tag.strip_prefix("W/") {
             Some(rest) => (true, rest),
             None => (false, tag),
@@ -224,6 +226,9 @@ fn entity_tags<'a>(header: &str, value: &'a str) -> Result<Option<Vec<(bool, &'a
             .filter(|t| !t.contains('"'))
             .ok_or_else(malformed)?;
         tags.push((weak, inner));
+    }
+    if tags.is_empty() {
+        return Err(malformed());
     }
     Ok(Some(tags))
 }
@@ -447,6 +452,8 @@ mod tests {
         assert!(precondition(Some("abc")).is_err());
         assert!(precondition(Some("")).is_err());
         assert!(precondition(Some("\"a\"\"")).is_err());
+        assert!(precondition(Some(" , ")).is_err(), "a list of no tags");
+        assert_eq!(precondition(Some(", \"a\",, \"b\" ,")).ok(), Some(Precondition::OneOf(vec!["a".into(), "b".into()])), "empty elements are ignored");
     }
 
     #[test]
@@ -458,7 +465,8 @@ mod tests {
         assert!(held.holds("\"a\"") && held.holds("\"b\"") && held.holds("W/\"b\""));
         assert!(!held.holds("\"c\"") && !held.holds("\"ab\""));
         assert!(NoneMatch::Any.holds("\"c\"") && !NoneMatch::Absent.holds("\"c\""));
-        for malformed in ["abc", "", "\"a\"\"", "\"a\", b", "W/a"] {
+        assert_eq!(NoneMatch::parse(Some("\"a\", , W/\"b\",")).ok(), Some(NoneMatch::OneOf(vec!["a".into(), "b".into()])));
+        for malformed in ["abc", "", ",", "\"a\"\"", "\"a\", b", "W/a"] {
             let refused = NoneMatch::parse(Some(malformed)).expect_err(malformed);
             let message = &refused.body().error.message;
             assert!(message.contains("If-None-Match"), "{malformed}: {message}");
