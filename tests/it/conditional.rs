@@ -76,7 +76,8 @@ async fn a_current_version_is_not_sent_again(app: &mut TestApp) {
         let first = app.send(Method::GET, &path, &app.admin_key, None, &[]).await;
         assert_eq!(first.status, 200, "GET {path} → {}", first.body);
         let etag = first.header("etag").expect("ETag");
-        for held in [etag.clone(), format!("W/{etag}"), format!("\"older\", {etag}"), "*".to_owned()] {
+        // Weak, listed (empty list elements ignored, RFC 9110 §5.6.1.2) and any.
+        for held in [etag.clone(), format!("W/{etag}"), format!("\"older\", {etag}"), format!(", \"older\",, {etag},"), "*".to_owned()] {
             let (status, headers, body) = get_unless(app, Method::GET, &path, &held).await;
             assert_eq!(status, 304, "GET {path} with If-None-Match {held}");
             assert!(body.is_empty(), "GET {path}: a 304 has no body");
@@ -95,6 +96,7 @@ async fn a_current_version_is_not_sent_again(app: &mut TestApp) {
         assert_eq!(headers.get("etag").and_then(|v| v.to_str().ok()), Some(etag.as_str()));
         let again: Value = serde_json::from_slice(&body).expect("a JSON body");
         assert_eq!(again["data"], first.body["data"], "GET {path}");
+        assert_eq!(get_unless(app, Method::GET, &path, " , ").await.0, 400, "GET {path}: a list of no tags");
         let (status, _, body) = get_unless(app, Method::GET, &path, "older").await;
         let refused: Value = serde_json::from_slice(&body).expect("an error envelope");
         assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("bad_request")), "GET {path}");
