@@ -11,7 +11,7 @@ use crate::crm::*;
 const ADMIN_ITEMS: &str = "/api/v1/admin/compliance-items";
 
 /// Creates an item with the admin key; checks the 201's `Location` and `ETag`.
-async fn item(app: &TestApp, account_id: &str, framework: &str, control: &str, status: &str) -> Value {
+pub async fn item(app: &TestApp, account_id: &str, framework: &str, control: &str, status: &str) -> Value {
     let body = json!({"accountId": account_id, "framework": framework, "controlId": control, "title": format!("Control {control}"), "status": status});
     let answer = app.send(Method::POST, ADMIN_ITEMS, &app.admin_key, Some(&body), &[]).await;
     assert_eq!(answer.status, 201, "{}", answer.body);

@@ -8,18 +8,14 @@ use serde_json::{json, Value};
 
 use crate::crm::*;
 
-/// One record of each kind read with an `ETag`, as its path.
+/// One record of each kind read with an `ETag`, as its path (created with each
+/// resource's own test helper, which checks the 201).
 async fn one_of_each(app: &TestApp) -> Vec<String> {
     let account = account(app, "Acme").await;
     let id = |v: Value| v["id"].as_str().expect("id").to_owned();
-    let admin = |path: &'static str, body: Value| async move {
-        let answer = app.send(Method::POST, path, &app.admin_key, Some(&body), &[]).await;
-        assert_eq!(answer.status, 201, "POST {path} → {}", answer.body);
-        answer.header("location").expect("Location")
-    };
     let contact = id(create(app, "/api/v1/contacts", json!({"firstName": "Jane", "lastName": "Doe"})).await);
     let deal = id(create(app, "/api/v1/deals", json!({"accountId": account, "name": "Renewal", "amount": 100})).await);
-    let device = id(create(app, "/api/v1/devices", json!({"accountId": account, "rmmAgentId": "agent-1", "hostname": "PC-1"})).await);
+    let device = id(crate::devices::device(app, &account, "agent-1").await);
     let lead = id(create(app, "/api/v1/leads", json!({"companyName": "Initech"})).await);
     let touchpoint = id(create(
         app,
@@ -27,23 +23,9 @@ async fn one_of_each(app: &TestApp) -> Vec<String> {
         json!({"accountId": account, "type": "CALL", "occurredAt": "2026-01-05T10:00:00Z", "subject": "Check-in"}),
     )
     .await);
-    let contract = admin(
-        "/api/v1/admin/contracts",
-        json!({"accountId": account, "name": "Managed IT", "status": "ACTIVE", "startDate": "2024-01-01",
-               "endDate": "2030-03-01", "currency": "USD", "serviceLines": []}),
-    )
-    .await;
-    let item = admin(
-        "/api/v1/admin/compliance-items",
-        json!({"accountId": account, "framework": "SOC2", "controlId": "CC6.1", "title": "Access", "status": "COMPLIANT"}),
-    )
-    .await;
-    let project = admin(
-        "/api/v1/admin/onboarding-projects",
-        json!({"accountId": account, "name": "Go-live", "startDate": "2026-01-01", "targetDate": "2999-12-31",
-               "milestones": [{"name": "Kick-off", "dueDate": "2999-01-31"}]}),
-    )
-    .await;
+    let contract = id(crate::contracts::active_contract(app, &account, "USD", Vec::new()).await);
+    let item = id(crate::compliance::item(app, &account, "SOC2", "CC6.1", "COMPLIANT").await);
+    let project = id(crate::onboarding::project(app, &account, &["Kick-off"]).await);
     vec![
         format!("/api/v1/accounts/{account}"),
         format!("/api/v1/contacts/{contact}"),
@@ -51,9 +33,9 @@ async fn one_of_each(app: &TestApp) -> Vec<String> {
         format!("/api/v1/devices/{device}"),
         format!("/api/v1/leads/{lead}"),
         format!("/api/v1/touchpoints/{touchpoint}"),
-        contract,
-        item,
-        project,
+        format!("/api/v1/contracts/{contract}"),
+        format!("/api/v1/compliance/items/{item}"),
+        format!("/api/v1/onboarding/projects/{project}"),
     ]
 }
 

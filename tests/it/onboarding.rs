@@ -13,7 +13,7 @@ const ADMIN_PROJECTS: &str = "/api/v1/admin/onboarding-projects";
 
 /// Creates a project of `account_id` with milestones named `names` (the first due in
 /// the past), checking the 201's `Location`.
-async fn project(app: &TestApp, account_id: &str, names: &[&str]) -> Value {
+pub async fn project(app: &TestApp, account_id: &str, names: &[&str]) -> Value {
     let milestones: Vec<Value> = names
         .iter()
         .enumerate()
