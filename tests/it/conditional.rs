@@ -131,4 +131,61 @@ async fn a_condition_reveals_nothing_of_other_tenants(app: &mut TestApp) {
     assert_eq!(missing.status, 404, "`*` matches a current version only");
 }
 
-both_backends!(a_current_version_is_not_sent_again, a_changed_record_is_sent_again, a_condition_reveals_nothing_of_other_tenants);
+/// A request with each of `lines` as its own line of the header `name`, byte for byte.
+async fn with_lines(app: &TestApp, method: Method, path: &str, name: &str, lines: &[&[u8]], body: Option<&Value>) -> (u16, Value) {
+    let mut request = app.http.request(method, app.url(path)).header("X-API-Key", &app.admin_key);
+    for line in lines {
+        request = request.header(name, reqwest::header::HeaderValue::from_bytes(line).expect("a valid header value"));
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") })
+}
+
+/// A condition is the header as sent: every line of it is one list (RFC 9110 §5.3), and
+/// a tag with bytes past ASCII (obs-text, §8.8.3) is a tag that matches none of ours —
+/// not a header to ignore.
+async fn conditions_are_read_as_sent(app: &mut TestApp) {
+    let path = format!("/api/v1/accounts/{}", account(app, "Acme").await);
+    let read = app.send(Method::GET, &path, &app.admin_key, None, &[]).await;
+    let etag = read.header("etag").expect("ETag");
+    let seats = read.body["data"]["seats"].clone();
+    // If-Match naming only a version that is not ours changes nothing.
+    for lines in [&[b"\"\xff\"".as_slice()][..], &[b"\"older\", W/\"caf\xe9\"", b"\"\x80\""]] {
+        let (status, refused) = with_lines(app, Method::PATCH, &path, "If-Match", lines, Some(&json!({"seats": 99}))).await;
+        assert_eq!((status, refused["error"]["code"].as_str()), (412, Some("precondition_failed")), "{lines:?}: {refused}");
+        let (status, refused) = with_lines(app, Method::DELETE, &path, "If-Match", lines, None).await;
+        assert_eq!(status, 412, "{lines:?}: {refused}");
+    }
+    let after = app.send(Method::GET, &path, &app.admin_key, None, &[]).await;
+    assert_eq!((after.header("etag"), &after.body["data"]["seats"]), (Some(etag.clone()), &seats), "nothing changed");
+    // The current version on a later line of the header matches.
+    let lines: &[&[u8]] = &[b"\"\xff\"", etag.as_bytes()];
+    let (status, updated) = with_lines(app, Method::PATCH, &path, "If-Match", lines, Some(&json!({"seats": 99}))).await;
+    assert_eq!((status, &updated["data"]["seats"]), (200, &json!(99)), "{updated}");
+    let etag = app.send(Method::GET, &path, &app.admin_key, None, &[]).await.header("etag").expect("ETag");
+    // If-None-Match the same way, on every kind of record: obs-text holds nothing of ours,
+    // a later line is part of the list, and a malformed line spoils the whole list.
+    for path in one_of_each(app).await {
+        let etag = app.send(Method::GET, &path, &app.admin_key, None, &[]).await.header("etag").expect("ETag");
+        let (status, body) = with_lines(app, Method::GET, &path, "If-None-Match", &[b"\"\xff\""], None).await;
+        assert_eq!((status, body["data"].is_object()), (200, true), "GET {path}: {body}");
+        let (status, body) = with_lines(app, Method::GET, &path, "If-None-Match", &[b"W/\"\xe9\"", etag.as_bytes()], None).await;
+        assert_eq!((status, body), (304, Value::Null), "GET {path}");
+        let (status, body) = with_lines(app, Method::GET, &path, "If-None-Match", &[etag.as_bytes(), b"older"], None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "GET {path}: {body}");
+    }
+    let (status, _) = with_lines(app, Method::PATCH, &path, "If-Match", &[etag.as_bytes(), b"\xff"], Some(&json!({"seats": 1}))).await;
+    assert_eq!(status, 400, "an unquoted line spoils an If-Match list too");
+}
+
+both_backends!(
+    a_current_version_is_not_sent_again,
+    a_changed_record_is_sent_again,
+    a_condition_reveals_nothing_of_other_tenants,
+    conditions_are_read_as_sent,
+);

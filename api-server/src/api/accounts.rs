@@ -13,7 +13,7 @@ use super::params::{Limit, Time};
 use super::ranged::{Int, Items};
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
 use crate::domain::events::Wire;
@@ -314,7 +314,7 @@ impl AccountsApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<Account>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
@@ -333,7 +333,7 @@ impl AccountsApi {
         id: Path<String>,
         /// An `ETag` of the account: update only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
         body: JsonBody<UpdateAccount>,
     ) -> Result<Tagged<Account>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
@@ -354,7 +354,7 @@ impl AccountsApi {
         id: Path<String>,
         /// An `ETag` of the account: delete only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
     ) -> Result<Tagged<Account>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;
         Ok(tagged(domain::delete(crm, &Tenant::from(&auth.principal), &id, &precondition).await?))

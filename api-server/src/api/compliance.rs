@@ -13,7 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
-use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::compliance::{self as domain, ItemChanges, ItemFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -312,7 +312,7 @@ impl ComplianceApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<ComplianceItem>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
@@ -380,7 +380,7 @@ impl ComplianceApi {
         id: Path<String>,
         /// An `ETag` of the item: update only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
         body: JsonBody<UpdateComplianceItem>,
     ) -> Result<Tagged<ComplianceItem>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;

@@ -13,7 +13,7 @@ use super::params::{Limit, Time};
 use super::ranged::Items;
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::contacts::{self as domain, ContactChanges, ContactFilter, LinkInput};
 use crate::domain::events::Wire;
@@ -309,7 +309,7 @@ impl ContactsApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<Contact>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
@@ -328,7 +328,7 @@ impl ContactsApi {
         id: Path<String>,
         /// An `ETag` of the contact: update only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
         body: JsonBody<UpdateContact>,
     ) -> Result<Tagged<Contact>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;

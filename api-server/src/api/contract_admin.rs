@@ -13,7 +13,7 @@ use super::ranged::{Int, Items};
 use super::text::{format, Text};
 use super::contracts::{BillingPeriod, Contract, ContractStatus, ServiceCategory};
 use super::security::{AdminWrite, Auth, Scopes};
-use super::wire::{patch, precondition, Created, EnumText, IdempotencyKey, Required};
+use super::wire::{patch, precondition, Created, EnumText, IdempotencyKey, ListHeader, Required};
 use super::ApiTags;
 use crate::domain::contracts::{self as domain, AmendmentInput, NewContract};
 use crate::domain::service_lines::LineInput;
@@ -208,7 +208,7 @@ impl AdminContractsApi {
         id: Path<String>,
         /// An `ETag` of the contract: amend only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
         body: JsonBody<AmendContract>,
     ) -> Result<Created<Contract>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;

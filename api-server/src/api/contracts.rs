@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::{Path, Query};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, OpenApi};
 use serde_json::Value;
@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, ContractsRead, Scopes};
-use super::wire::{to_wire, Body, Fetched, NoneMatch, Tagged};
+use super::wire::{to_wire, Body, Fetched, ListHeader, NoneMatch, Tagged};
 use super::ApiTags;
 use crate::domain::contracts::{self as domain, ContractDetail, ContractFilter};
 use crate::domain::events::Wire;
@@ -331,7 +331,7 @@ impl ContractsApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<Contract>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))

@@ -13,7 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, DealsRead, DealsWrite, Scopes};
-use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::deals::{self as domain, DealChanges, DealDetail, DealFilter};
 use crate::domain::events::Wire;
@@ -363,7 +363,7 @@ impl DealsApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<Deal>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
@@ -384,7 +384,7 @@ impl DealsApi {
         id: Path<String>,
         /// An `ETag` of the deal: update only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
         body: JsonBody<UpdateDeal>,
     ) -> Result<Tagged<Deal>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;

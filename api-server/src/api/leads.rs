@@ -13,7 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
-use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::icp::IcpBreakdown;
 use crate::domain::leads::{self as domain, LeadChanges, LeadFilter};
@@ -375,7 +375,7 @@ impl LeadsApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<Lead>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
@@ -394,7 +394,7 @@ impl LeadsApi {
         id: Path<String>,
         /// An `ETag` of the lead: update only that version.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: ListHeader,
         body: JsonBody<UpdateLead>,
     ) -> Result<Tagged<Lead>, ApiError> {
         let precondition = precondition(if_match.0.as_deref())?;

@@ -15,7 +15,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
-use super::wire::{Body, Created, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::onboarding::{self as domain, MilestoneInput, NewProject, ProjectDetail, ProjectFilter};
 use crate::domain::{Crm, Tenant, Versioned};
@@ -289,7 +289,7 @@ impl OnboardingApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<OnboardingProject>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))

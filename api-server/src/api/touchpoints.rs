@@ -13,7 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
-use super::wire::{etag_header, to_wire, Body, EnumText, Fetched, IdempotencyKey, NoneMatch, Required, Tagged};
+use super::wire::{etag_header, to_wire, Body, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::events::Wire;
 use crate::domain::touchpoints::{self as domain, Logged, NewTouchpoint, TouchpointFilter};
@@ -287,7 +287,7 @@ impl TouchpointsApi {
         /// `ETag`s of versions the client holds: while one is current, the answer is a
         /// 304 without a body (compared weakly; `*` matches any version).
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<String>>,
+        if_none_match: ListHeader,
     ) -> Result<Fetched<Touchpoint>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
         let touchpoint = domain::get(crm, &Tenant::from(&auth.principal), &id).await?;

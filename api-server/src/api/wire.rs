@@ -8,9 +8,9 @@ use std::marker::PhantomData;
 use poem::http::{header, HeaderMap, HeaderValue};
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::{Json, Payload};
-use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaParamIn, MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
-use poem_openapi::ApiResponse;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -190,6 +190,66 @@ pub fn etag_header(tag: &str) -> String {
     header.push_str(tag);
     header.push('"');
     header
+}
+
+/// A header that is a list (RFC 9110 §5.3) — `If-Match`, `If-None-Match` — read as
+/// sent: every line of it, joined with `, ` as one list, and bytes past ASCII (the
+/// obs-text an entity tag may hold, §8.8.3) kept as the Latin-1 characters they are.
+/// poem-openapi's `Header<Option<String>>` reads only the first line and drops one that
+/// is not UTF-8 as if it were absent, which turned `If-Match: "\xff"` into no condition
+/// at all. Documented as the optional string header it is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ListHeader(pub Option<String>);
+
+impl ListHeader {
+    /// The header `name` of `headers`, or `None` when no line carries it.
+    pub fn read(headers: &HeaderMap, name: &str) -> ListHeader {
+        let mut joined: Option<String> = None;
+        for line in headers.get_all(name) {
+            let list = joined.get_or_insert_with(String::new);
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            list.extend(line.as_bytes().iter().map(|&byte| char::from(byte)));
+        }
+        ListHeader(joined)
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'a> ApiExtractor<'a> for ListHeader {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
+    const PARAM_IS_REQUIRED: bool = false;
+
+    type ParamType = Option<String>;
+    type ParamRawType = String;
+
+    fn register(registry: &mut Registry) {
+        <Option<String> as Type>::register(registry);
+    }
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Header)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(<Option<String> as Type>::schema_ref())
+    }
+
+    fn param_raw_type(&self) -> Option<&String> {
+        self.0.as_ref()
+    }
+
+    async fn from_request(
+        request: &'a poem::Request,
+        _body: &mut poem::RequestBody,
+        param_opts: ExtractParamOptions<Option<String>>,
+    ) -> poem::Result<Self> {
+        Ok(ListHeader::read(request.headers(), param_opts.name))
+    }
 }
 
 /// Parses `If-Match` (RFC 9110 §13.1.1): `*` or a list of entity tags. Comparison is
@@ -454,6 +514,19 @@ mod tests {
         assert!(precondition(Some("\"a\"\"")).is_err());
         assert!(precondition(Some(" , ")).is_err(), "a list of no tags");
         assert_eq!(precondition(Some(", \"a\",, \"b\" ,")).ok(), Some(Precondition::OneOf(vec!["a".into(), "b".into()])), "empty elements are ignored");
+    }
+
+    #[test]
+    fn a_list_header_keeps_every_line_and_every_byte() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(ListHeader::read(&headers, "if-match"), ListHeader(None));
+        headers.append("if-match", HeaderValue::from_static("\"a\""));
+        assert_eq!(ListHeader::read(&headers, "if-match").as_deref(), Some("\"a\""));
+        headers.append("if-match", HeaderValue::from_bytes(b"W/\"b\", \"\xff\"").expect("obs-text is a valid header byte"));
+        assert_eq!(ListHeader::read(&headers, "if-match").as_deref(), Some("\"a\", W/\"b\", \"\u{ff}\""));
+        let held = precondition(ListHeader::read(&headers, "if-match").as_deref()).expect("a list of entity tags");
+        assert_eq!(held, Precondition::OneOf(vec!["a".into(), "\u{ff}".into()]), "the obs-text tag is kept, to match nothing");
+        assert_eq!(ListHeader::read(&headers, "if-none-match"), ListHeader(None));
     }
 
     #[test]
