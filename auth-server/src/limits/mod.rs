@@ -5,12 +5,14 @@
 //! response headers through a task-local ([`context`]).
 //!
 //! Buckets live in process (`governor`) or, with a Redis URL, in Redis (the same GCRA
-//! in a Lua script, each check atomic; concurrent checks share a script call). When Redis fails the in-process buckets take over
-//! (fail-open for availability) until Redis answers again.
+//! in a Lua script, each check atomic; concurrent checks share a script call; a flood of
+//! one credential takes several admissions at a time, [`leases`]). When Redis fails the
+//! in-process buckets take over (fail-open for availability) until Redis answers again.
 
 mod class;
 mod config;
 pub mod context;
+mod leases;
 mod local;
 mod redis_store;
 mod spec;
@@ -133,7 +135,7 @@ pub(crate) enum Verdict {
 }
 
 /// Verdicts of the buckets of one check, in order, up to the first refusal.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Verdicts {
     items: [Option<Verdict>; MAX_ITEMS],
     len: usize,

@@ -3,9 +3,10 @@
 //! Checks that arrive while a script call is in flight wait for the next one and go
 //! together, one call for all of them (as a database's group commit): each check is
 //! still decided atomically, as if alone, but Redis runs one script and answers one
-//! reply for many requests. When Redis fails, `check` answers `None` and the caller
-//! uses the in-process buckets; Redis is tried again, in the background, every
-//! `RETRY_EVERY`.
+//! reply for many requests. A bucket set in heavy use takes several admissions in one
+//! check and hands them out here ([`super::leases`]). When Redis fails, `check` answers
+//! `None` and the caller uses the in-process buckets; Redis is tried again, in the
+//! background, every `RETRY_EVERY`.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 use tokio::sync::{mpsc, oneshot};
 
+use super::leases::{Ask, Leases, LEASE_TTL};
 use super::{Bucket, Specs, Subject, Verdict, Verdicts};
 
 /// How often an unreachable Redis is tried again.
@@ -35,9 +37,12 @@ const MAX_BATCH: usize = 64;
 /// changed key once at the end, with the expiry of its last change.
 ///
 /// KEYS: the batch's distinct buckets. ARGV[1]: their number; then per key its `t` and
-/// `tau` in µs; then the number of runs, and per run (consecutive checks of the same
-/// buckets at the same time): now in µs ('' for the server's clock, one clock for every
-/// instance), how many checks, how many buckets n, and the n bucket indices into KEYS.
+/// `tau` in µs; then the number of runs, and per run: now in µs ('' for the server's
+/// clock, one clock for every instance), its mode, a count, how many buckets n, and the
+/// n bucket indices into KEYS. Mode 0 is `count` consecutive checks of the same buckets
+/// at the same time; mode 1 a lease ([`super::leases`]): up to `count` checks, stopping
+/// at the first refusal; mode 2 gives back `count` admissions of a lease that were not
+/// handed out (each bucket's `tat` goes back by `count` intervals, never before now).
 ///
 /// Returns an array: the server's clock if read (nil if not), then each key's `tat`
 /// before the batch (nil for none), as integers. GCRA is deterministic, so the caller
@@ -74,22 +79,38 @@ for _ = 1, tonumber(ARGV[a]) do
     end
     now = clock
   end
-  local count = tonumber(ARGV[a + 2])
-  local n = tonumber(ARGV[a + 3])
+  local mode = tonumber(ARGV[a + 2])
+  local count = tonumber(ARGV[a + 3])
+  local n = tonumber(ARGV[a + 4])
   local run = {}
   for j = 1, n do
-    run[j] = tonumber(ARGV[a + 3 + j])
+    run[j] = tonumber(ARGV[a + 4 + j])
   end
-  a = a + 3 + n
-  for _ = 1, count do
+  a = a + 4 + n
+  if mode == 2 then
     for j = 1, n do
       local i = run[j]
-      local tat = tats[i] or now
-      if now < tat - taus[i] then
+      if tats[i] then
+        tats[i] = math.max(tats[i] - count * ts[i], now)
+        last[i] = now
+      end
+    end
+  else
+    for _ = 1, count do
+      local admitted = true
+      for j = 1, n do
+        local i = run[j]
+        local tat = tats[i] or now
+        if now < tat - taus[i] then
+          admitted = false
+          break
+        end
+        tats[i] = math.max(tat, now) + ts[i]
+        last[i] = now
+      end
+      if mode == 1 and not admitted then
         break
       end
-      tats[i] = math.max(tat, now) + ts[i]
-      last[i] = now
     end
   end
 end
@@ -101,12 +122,52 @@ answer[1] = clock or false
 return answer
 ";
 
-/// One request's check, waiting for the next script call.
+/// What a job asks of its buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One check.
+    Check,
+    /// Up to this many checks, stopping at the first refusal (a lease).
+    Lease(u32),
+    /// Gives back this many admissions of a lease.
+    GiveBack(u32),
+}
+
+impl Mode {
+    /// The script's mode and count.
+    fn encoded(self) -> (u8, u32) {
+        match self {
+            Mode::Check => (0, 1),
+            Mode::Lease(want) => (1, want),
+            Mode::GiveBack(count) => (2, count),
+        }
+    }
+}
+
+/// One request's check (or a lease's return), waiting for the next script call.
 struct Job {
     now_us: Option<u64>,
     /// Each bucket's key and its `t` and `tau` in microseconds.
     buckets: Vec<(String, u64, u64)>,
-    answer: oneshot::Sender<Option<Verdicts>>,
+    mode: Mode,
+    answer: Option<oneshot::Sender<Option<Answer>>>,
+}
+
+/// What the script decided for one job.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Decided {
+    /// The verdicts of its first check.
+    first: Verdicts,
+    /// How many of its checks every bucket admitted.
+    admitted: u32,
+    /// The verdicts of the last of those (the first's when none).
+    last: Verdicts,
+}
+
+/// A job's decision, with its buckets back (a lease keeps them to give back).
+struct Answer {
+    decided: Decided,
+    buckets: Vec<(String, u64, u64)>,
 }
 
 pub(crate) struct RedisStore {
@@ -116,6 +177,7 @@ pub(crate) struct RedisStore {
     /// of three keys was 4,000 instructions a request.
     key_prefixes: Vec<String>,
     script: Arc<Script>,
+    leases: Arc<Leases>,
     /// The queue of the task that sends checks in batches, started by the first check
     /// (inside the runtime that serves them).
     jobs: OnceLock<mpsc::UnboundedSender<Job>>,
@@ -135,6 +197,8 @@ struct Link {
     /// No attempt before this many µs after `epoch`.
     retry_at: AtomicU64,
     epoch: Instant,
+    /// Script calls made (one per batch).
+    calls: AtomicU64,
 }
 
 impl Link {
@@ -199,6 +263,7 @@ impl RedisStore {
             connecting: AtomicBool::new(false),
             retry_at: AtomicU64::new(0),
             epoch: Instant::now(),
+            calls: AtomicU64::new(0),
         };
         let prefix = prefix.trim_end_matches(':');
         let key_prefixes = Bucket::all()
@@ -211,6 +276,7 @@ impl RedisStore {
             link: Arc::new(link),
             key_prefixes,
             script: Arc::new(Script::new(GCRA)),
+            leases: Arc::new(Leases::new()),
             jobs: OnceLock::new(),
         })
     }
@@ -218,6 +284,18 @@ impl RedisStore {
     /// Whether the last attempt reached Redis.
     pub fn is_up(&self) -> bool {
         self.link.up.load(Ordering::Relaxed)
+    }
+
+    /// Script calls made so far.
+    #[cfg(test)]
+    pub fn calls(&self) -> u64 {
+        self.link.calls.load(Ordering::Relaxed)
+    }
+
+    /// Admissions of `items` held in a lease here (tests).
+    #[cfg(test)]
+    pub fn leased(&self, items: &[(Bucket, Subject<'_>)]) -> Option<u32> {
+        self.leases.left(items)
     }
 
     /// Connects at start, so that the first requests are shared too.
@@ -255,8 +333,17 @@ impl RedisStore {
         self.check_at(specs, items, None).await
     }
 
-    /// As `check`, at a given time in µs instead of the server's clock (tests).
+    /// As `check`, at a given time in µs instead of the server's clock (tests: without
+    /// leases, each check goes to Redis).
     pub async fn check_at(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)], now_us: Option<u64>) -> Option<Verdicts> {
+        let now = Instant::now();
+        let ask = match now_us {
+            Some(_) => Ask { want: 1, give_back: None },
+            None => match self.leases.take(items, now) {
+                Ok(verdicts) => return Some(verdicts),
+                Err(ask) => ask,
+            },
+        };
         if !self.link.connected.load(Ordering::Acquire) {
             self.link.reconnect_soon();
             metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
@@ -272,20 +359,28 @@ impl RedisStore {
                 (self.key(bucket, subject), t, tau)
             })
             .collect();
-        let (answer, answered) = oneshot::channel();
         let jobs = self.jobs.get_or_init(|| {
             let (queue, jobs) = mpsc::unbounded_channel();
-            tokio::spawn(send_batches(self.link.clone(), self.script.clone(), jobs));
+            tokio::spawn(send_batches(self.link.clone(), self.script.clone(), self.leases.clone(), jobs));
             queue
         });
-        let verdicts = match jobs.send(Job { now_us, buckets, answer }) {
+        if let Some((count, keys)) = ask.give_back {
+            let _ = jobs.send(Job { now_us: None, buckets: keys, mode: Mode::GiveBack(count), answer: None });
+        }
+        let mode = if ask.want > 1 { Mode::Lease(ask.want) } else { Mode::Check };
+        let (answer, answered) = oneshot::channel();
+        let answer = match jobs.send(Job { now_us, buckets, mode, answer: Some(answer) }) {
             Ok(()) => answered.await.ok().flatten(),
             Err(_) => None,
         };
-        if verdicts.is_none() {
+        let Some(Answer { decided, buckets }) = answer else {
             metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
+            return None;
+        };
+        if now_us.is_none() {
+            self.leases.grant(items, now, decided.admitted, &decided.last, buckets);
         }
-        verdicts
+        Some(decided.first)
     }
 }
 
@@ -311,9 +406,29 @@ impl Link {
 /// of script in Redis), and without the yield session 12's batches held 2.7 checks on
 /// average, each paying a seventh of a script call's fixed cost in Redis's CPU. With
 /// nothing else to run the yield returns at once.
-async fn send_batches(link: Arc<Link>, script: Arc<Script>, mut queue: mpsc::UnboundedReceiver<Job>) {
+///
+/// Every `LEASE_TTL` while leases are held, the task also gives back to Redis what the
+/// expired ones did not hand out.
+async fn send_batches(link: Arc<Link>, script: Arc<Script>, leases: Arc<Leases>, mut queue: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    let mut swept = Instant::now();
+    loop {
+        let received = tokio::select! {
+            received = queue.recv_many(&mut jobs, MAX_BATCH) => Some(received),
+            () = tokio::time::sleep(LEASE_TTL), if !leases.is_empty() => None,
+        };
+        if received == Some(0) {
+            return;
+        }
+        if swept.elapsed() >= LEASE_TTL {
+            swept = Instant::now();
+            for (count, buckets) in leases.sweep(swept) {
+                jobs.push(Job { now_us: None, buckets, mode: Mode::GiveBack(count), answer: None });
+            }
+        }
+        if jobs.is_empty() {
+            continue;
+        }
         if jobs.len() < MAX_BATCH {
             tokio::task::yield_now().await;
             while jobs.len() < MAX_BATCH {
@@ -323,9 +438,12 @@ async fn send_batches(link: Arc<Link>, script: Arc<Script>, mut queue: mpsc::Unb
                 }
             }
         }
-        let mut answers = run_batch(&link, &script, &jobs).await.into_iter().flatten();
+        let mut decided = run_batch(&link, &script, &jobs).await.into_iter().flatten();
         for job in jobs.drain(..) {
-            let _ = job.answer.send(answers.next());
+            let answer = decided.next().map(|decided| Answer { decided, buckets: job.buckets });
+            if let Some(sender) = job.answer {
+                let _ = sender.send(answer);
+            }
         }
     }
 }
@@ -353,8 +471,8 @@ fn encode(jobs: &[Job]) -> Encoded<'_> {
     Encoded { keys, indices }
 }
 
-/// Consecutive jobs with the same time and the same bucket indices, as (first job,
-/// number of jobs, offset of the first job's indices).
+/// Consecutive single checks with the same time and the same bucket indices (every
+/// other job alone), as (first job, number of jobs, offset of the first job's indices).
 fn runs(jobs: &[Job], indices: &[usize]) -> Vec<(usize, usize, usize)> {
     let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     let mut offset = 0;
@@ -362,7 +480,10 @@ fn runs(jobs: &[Job], indices: &[usize]) -> Vec<(usize, usize, usize)> {
         let these = &indices[offset..offset + job.buckets.len()];
         match runs.last_mut() {
             Some((first, count, at))
-                if jobs[*first].now_us == job.now_us && &indices[*at..*at + jobs[*first].buckets.len()] == these =>
+                if job.mode == Mode::Check
+                    && jobs[*first].mode == Mode::Check
+                    && jobs[*first].now_us == job.now_us
+                    && &indices[*at..*at + jobs[*first].buckets.len()] == these =>
             {
                 *count += 1
             }
@@ -373,13 +494,14 @@ fn runs(jobs: &[Job], indices: &[usize]) -> Vec<(usize, usize, usize)> {
     runs
 }
 
-/// One script call for `jobs`: their verdicts in order, or `None` when Redis failed.
-async fn run_batch(link: &Arc<Link>, script: &Script, jobs: &[Job]) -> Option<Vec<Verdicts>> {
+/// One script call for `jobs`: their decisions in order, or `None` when Redis failed.
+async fn run_batch(link: &Arc<Link>, script: &Script, jobs: &[Job]) -> Option<Vec<Decided>> {
     let Some(mut conn) = link.conn.lock().clone() else {
         link.reconnect_soon();
         return None;
     };
     let encoded = encode(jobs);
+    link.calls.fetch_add(1, Ordering::Relaxed);
     let mut invocation = script.prepare_invoke();
     invocation.arg(encoded.keys.len());
     for &(key, t, tau) in &encoded.keys {
@@ -389,7 +511,9 @@ async fn run_batch(link: &Arc<Link>, script: &Script, jobs: &[Job]) -> Option<Ve
     invocation.arg(runs.len());
     for &(first, count, at) in &runs {
         let job = &jobs[first];
-        invocation.arg(job.now_us.map(|n| n.to_string()).unwrap_or_default()).arg(count).arg(job.buckets.len());
+        let (mode, checks) = job.mode.encoded();
+        let count = if job.mode == Mode::Check { count as u32 } else { checks };
+        invocation.arg(job.now_us.map(|n| n.to_string()).unwrap_or_default()).arg(mode).arg(count).arg(job.buckets.len());
         for &index in &encoded.indices[at..at + job.buckets.len()] {
             invocation.arg(index + 1);
         }
@@ -417,10 +541,10 @@ async fn run_batch(link: &Arc<Link>, script: &Script, jobs: &[Job]) -> Option<Ve
     }
 }
 
-/// Every job's verdicts, from the clock the script read and each key's `tat` before the
+/// Every job's decision, from the clock the script read and each key's `tat` before the
 /// batch (`values`), by the script's own steps in the script's order; `None` unless
 /// `values` has the shape the script promises.
-fn replay(jobs: &[Job], encoded: &Encoded<'_>, values: &[Option<i64>]) -> Option<Vec<Verdicts>> {
+fn replay(jobs: &[Job], encoded: &Encoded<'_>, values: &[Option<i64>]) -> Option<Vec<Decided>> {
     let (&clock, before) = values.split_first()?;
     if before.len() != encoded.keys.len() {
         return None;
@@ -433,24 +557,59 @@ fn replay(jobs: &[Job], encoded: &Encoded<'_>, values: &[Option<i64>]) -> Option
             Some(now) => i64::try_from(now).ok()?,
             None => clock?,
         };
-        let mut verdicts = Verdicts::default();
-        for &index in &encoded.indices[offset..offset + job.buckets.len()] {
-            let (_, t, tau) = encoded.keys[index];
-            let (t, tau) = (i64::try_from(t).ok()?, i64::try_from(tau).ok()?);
-            let tat = tats[index].unwrap_or(now);
-            if now < tat - tau {
-                verdicts.push(Verdict::Refused { wait: micros(tat - tau - now), reset: micros(tat - now) });
+        let indices = &encoded.indices[offset..offset + job.buckets.len()];
+        offset += job.buckets.len();
+        let mut decided = Decided::default();
+        let checks = match job.mode {
+            Mode::Check => 1,
+            Mode::Lease(want) => want,
+            Mode::GiveBack(count) => {
+                for &index in indices {
+                    let t = i64::try_from(encoded.keys[index].1).ok()?;
+                    if let Some(tat) = tats[index] {
+                        tats[index] = Some((tat - i64::from(count) * t).max(now));
+                    }
+                }
+                out.push(decided);
+                continue;
+            }
+        };
+        for check in 0..checks {
+            let verdicts = check_once(&mut tats, encoded, indices, now)?;
+            let admitted = verdicts.iter().filter(|v| matches!(v, Verdict::Admitted { .. })).count() == indices.len();
+            if check == 0 {
+                decided.first = verdicts;
+                decided.last = verdicts;
+            }
+            if !admitted {
                 break;
             }
-            let new = tat.max(now) + t;
-            tats[index] = Some(new);
-            let remaining = (now + tau + t - new).min(tau + t) / t;
-            verdicts.push(Verdict::Admitted { remaining: u32::try_from(remaining).unwrap_or(u32::MAX), reset: micros(new - now) });
+            decided.admitted += 1;
+            decided.last = verdicts;
         }
-        offset += job.buckets.len();
-        out.push(verdicts);
+        out.push(decided);
     }
     Some(out)
+}
+
+/// One check of the buckets `indices` at `now`, as the script steps it: each bucket in
+/// order takes its interval, up to the first that refuses.
+fn check_once(tats: &mut [Option<i64>], encoded: &Encoded<'_>, indices: &[usize], now: i64) -> Option<Verdicts> {
+    let mut verdicts = Verdicts::default();
+    for &index in indices {
+        let (_, t, tau) = encoded.keys[index];
+        let (t, tau) = (i64::try_from(t).ok()?, i64::try_from(tau).ok()?);
+        let tat = tats[index].unwrap_or(now);
+        if now < tat - tau {
+            verdicts.push(Verdict::Refused { wait: micros(tat - tau - now), reset: micros(tat - now) });
+            break;
+        }
+        let new = tat.max(now) + t;
+        tats[index] = Some(new);
+        let remaining = (now + tau + t - new).min(tau + t) / t;
+        verdicts.push(Verdict::Admitted { remaining: u32::try_from(remaining).unwrap_or(u32::MAX), reset: micros(new - now) });
+    }
+    Some(verdicts)
 }
 
 fn micros(value: i64) -> Duration {
@@ -463,8 +622,11 @@ mod tests {
     use crate::principal::Plan;
 
     fn job(now_us: Option<u64>, buckets: &[(&str, u64, u64)]) -> Job {
-        let (answer, _) = oneshot::channel();
-        Job { now_us, buckets: buckets.iter().map(|&(k, t, tau)| (k.to_owned(), t, tau)).collect(), answer }
+        job_of(Mode::Check, now_us, buckets)
+    }
+
+    fn job_of(mode: Mode, now_us: Option<u64>, buckets: &[(&str, u64, u64)]) -> Job {
+        Job { now_us, buckets: buckets.iter().map(|&(k, t, tau)| (k.to_owned(), t, tau)).collect(), mode, answer: None }
     }
 
     #[test]
@@ -494,6 +656,36 @@ mod tests {
     }
 
     #[test]
+    fn leases_and_returns_are_runs_of_their_own() {
+        let a = ("a", 10, 20);
+        let jobs = [job(None, &[a]), job_of(Mode::Lease(4), None, &[a]), job_of(Mode::Lease(4), None, &[a]), job_of(Mode::GiveBack(2), None, &[a]), job(None, &[a]), job(None, &[a])];
+        let encoded = encode(&jobs);
+        assert_eq!(runs(&jobs, &encoded.indices), [(0, 1, 0), (1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 4)]);
+    }
+
+    #[test]
+    fn a_lease_stops_at_its_first_refusal_and_a_return_gives_back() {
+        // Key a: t 10, tau 40 (burst 5), empty; key b: t 10, tau 10 (burst 2), empty.
+        let (a, b) = (("a", 10, 40), ("b", 10, 10));
+        let jobs = [job_of(Mode::Lease(4), None, &[a, b]), job_of(Mode::GiveBack(1), None, &[a, b]), job(None, &[a]), job_of(Mode::Lease(8), None, &[a])];
+        let encoded = encode(&jobs);
+        let decided = replay(&jobs, &encoded, &[Some(1000), None, None]).expect("well formed");
+        let admitted = |remaining, reset| Verdict::Admitted { remaining, reset: Duration::from_micros(reset) };
+        let list = |v: &Verdicts| v.iter().collect::<Vec<_>>();
+        // b admits two; the third check is refused by b and ends the lease (a keeps its
+        // third interval, as the script leaves it).
+        assert_eq!(decided[0].admitted, 2);
+        assert_eq!(list(&decided[0].first), [admitted(4, 10), admitted(1, 10)]);
+        assert_eq!(list(&decided[0].last), [admitted(3, 20), admitted(0, 20)]);
+        // One given back: a 1030 → 1020, b 1020 → 1010.
+        assert_eq!((decided[1].admitted, list(&decided[1].first)), (0, vec![]));
+        assert_eq!(list(&decided[2].first), [admitted(2, 30)]);
+        // a at 1030: two more fit (1040, 1050 ≤ 1000 + 40 + 10).
+        assert_eq!((decided[3].admitted, list(&decided[3].last)), (2, vec![admitted(0, 50)]));
+        assert!(matches!(decided[3].first.iter().next(), Some(Verdict::Admitted { remaining: 1, .. })));
+    }
+
+    #[test]
     fn a_batch_is_replayed_as_the_script_decides_it() {
         // Key a: t 10, tau 20 (burst 3), empty; key b: t 100, tau 0 (burst 1), last
         // taken so that it admits again at 1000.
@@ -503,7 +695,7 @@ mod tests {
         let verdicts = replay(&jobs, &encoded, &[Some(990), None, Some(1000)]).expect("well formed");
         let admitted = |remaining, reset| Verdict::Admitted { remaining, reset: Duration::from_micros(reset) };
         let refused = |wait, reset| Verdict::Refused { wait: Duration::from_micros(wait), reset: Duration::from_micros(reset) };
-        let got: Vec<Vec<Verdict>> = verdicts.iter().map(|v| v.iter().collect()).collect();
+        let got: Vec<Vec<Verdict>> = verdicts.iter().map(|v| v.first.iter().collect()).collect();
         assert_eq!(
             got,
             [

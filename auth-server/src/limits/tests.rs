@@ -242,6 +242,84 @@ async fn concurrent_redis_checks_are_decided_atomically() {
     assert_eq!(refused_by_org, 30, "{admitted_all} admitted");
 }
 
+/// Two instances flooding one credential's buckets through leases admit together the
+/// burst of its tightest bucket, no more, in far fewer script calls than checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_admit_no_more_than_the_shared_buckets() {
+    let Some(url) = test_redis_url() else {
+        eprintln!("TEST_REDIS_URL is not set: Redis leases skipped");
+        return;
+    };
+    let specs = Arc::new(specs(1.0));
+    let prefix = format!("test:{}", uuid::Uuid::new_v4().simple());
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let redis = Arc::new(RedisStore::new(&url, &prefix).expect("redis url"));
+        redis.start().await;
+        instances.push(redis);
+    }
+    // The detail class: burst 400, one more every 0.3 s; the Pro org: burst 480.
+    let (key, org) = ("key_lease".to_owned(), "org_lease".to_owned());
+    let started = std::time::Instant::now();
+    let floods = (0..4).map(|i| {
+        let (redis, specs, key, org) = (instances[i % 2].clone(), specs.clone(), key.clone(), org.clone());
+        tokio::spawn(async move {
+            let items = [(Bucket::Class(Class::Detail), Subject::Id(&key)), (Bucket::Org(Plan::Pro), Subject::Id(&org))];
+            let mut admitted_here = 0;
+            loop {
+                let verdicts = redis.check(&specs, &items).await.expect("Redis answers");
+                if verdicts.iter().all(admitted) && verdicts.iter().count() == 2 {
+                    admitted_here += 1;
+                } else {
+                    return admitted_here;
+                }
+            }
+        })
+    });
+    let mut total = 0;
+    for flood in futures::future::join_all(floods).await {
+        total += flood.expect("flood task");
+    }
+    let refills = (started.elapsed().as_secs_f64() / 0.3).ceil() as usize;
+    assert!((400..=400 + refills).contains(&total), "admitted {total}; the burst is 400 (+{refills} refilled)");
+    let calls: u64 = instances.iter().map(|r| r.calls()).sum();
+    assert!(calls < 100, "{calls} script calls for {total} admissions: two checks at most per call without leases");
+}
+
+/// What a lease did not hand out goes back to Redis once it expires, so another
+/// instance finds it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_gives_back_what_it_did_not_hand_out() {
+    let Some(url) = test_redis_url() else {
+        eprintln!("TEST_REDIS_URL is not set: Redis leases skipped");
+        return;
+    };
+    let specs = specs(1.0);
+    let prefix = format!("test:{}", uuid::Uuid::new_v4().simple());
+    let (one, other) = (RedisStore::new(&url, &prefix).expect("redis url"), RedisStore::new(&url, &prefix).expect("redis url"));
+    one.start().await;
+    other.start().await;
+    let key = "key_give_back".to_owned();
+    let items = [(Bucket::Class(Class::Detail), Subject::Id(&key))];
+    let started = std::time::Instant::now();
+    for n in 0..50 {
+        let verdicts = one.check(&specs, &items).await.expect("Redis answers");
+        assert!(matches!(verdicts.iter().next(), Some(Verdict::Admitted { remaining, .. }) if remaining >= 349 - n), "{verdicts:?}");
+    }
+    let held = one.leased(&items).expect("a lease");
+    assert!(held > 0, "leases of 1, 2, 4, 8, 16, 32 cover 50 with some left");
+    tokio::time::sleep(super::leases::LEASE_TTL * 4).await;
+    assert_eq!(one.leased(&items), None, "swept");
+    let refills = (started.elapsed().as_secs_f64() / 0.3).ceil() as u32;
+    match other.check(&specs, &items).await.expect("Redis answers").iter().next() {
+        // 400, less the 50 handed out and this one.
+        Some(Verdict::Admitted { remaining, .. }) => {
+            assert!((349..=349 + refills).contains(&remaining), "{remaining} left: the {held} not handed out came back")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn the_client_ip_is_the_peer_unless_forwarded_for_is_trusted() {
     let dir = tempfile::tempdir().expect("temp dir");
