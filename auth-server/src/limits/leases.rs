@@ -55,11 +55,13 @@ impl Owned {
     }
 }
 
-/// What one bucket had left once the lease was taken, and when it is full again.
+/// What one bucket had left once the lease was taken, when it is full again, and its
+/// emission interval (an admission not yet handed out brings that forward by one).
 #[derive(Clone, Copy, Debug)]
 struct Base {
     remaining: u32,
     full_at: Instant,
+    t: Duration,
 }
 
 /// The admissions of one bucket set held here.
@@ -146,9 +148,10 @@ impl Leases {
         lease.left -= 1;
         let mut verdicts = Verdicts::default();
         for base in lease.bases.iter().take(items.len()).flatten() {
+            let full_at = base.full_at.checked_sub(base.t * lease.left).unwrap_or(now);
             verdicts.push(Verdict::Admitted {
                 remaining: base.remaining.saturating_add(lease.left),
-                reset: base.full_at.saturating_duration_since(now),
+                reset: full_at.saturating_duration_since(now),
             });
         }
         Ok(verdicts)
@@ -160,10 +163,11 @@ impl Leases {
     /// buckets is live join it, under its earlier expiry.
     pub fn grant(&self, items: &[(Bucket, Subject<'_>)], now: Instant, admitted: u32, last: &Verdicts, keys: Vec<(String, u64, u64)>) {
         let mut bases = [None; MAX_ITEMS];
-        for (slot, verdict) in bases.iter_mut().zip(last.iter()) {
+        for ((slot, verdict), &(_, t, _)) in bases.iter_mut().zip(last.iter()).zip(&keys) {
+            let t = Duration::from_micros(t);
             *slot = match verdict {
-                Verdict::Admitted { remaining, reset } => Some(Base { remaining, full_at: now + reset }),
-                Verdict::Refused { .. } => Some(Base { remaining: 0, full_at: now }),
+                Verdict::Admitted { remaining, reset } => Some(Base { remaining, full_at: now + reset, t }),
+                Verdict::Refused { .. } => Some(Base { remaining: 0, full_at: now, t }),
             };
         }
         let left = admitted.saturating_sub(1);
@@ -235,14 +239,18 @@ mod tests {
         let now = Instant::now();
         assert_eq!(leases.take(&items, now).err(), Some(Ask { want: 1, give_back: None }), "nothing held: one check");
         // A single admission recorded: nothing left, so the next ask is for two.
-        leases.grant(&items, now, 1, &verdicts(&[admitted(400, 10), admitted(399, 5), admitted(479, 2)]), Vec::new());
+        let keys = vec![("c".to_owned(), 1000, 0), ("k".to_owned(), 2000, 0), ("o".to_owned(), 500, 0)];
+        leases.grant(&items, now, 1, &verdicts(&[admitted(400, 10), admitted(399, 5), admitted(479, 2)]), keys.clone());
         assert_eq!(leases.take(&items, now).err().map(|a| a.want), Some(2));
         // Four admissions: the asker's, and three handed out here, each one fewer left.
-        let keys = vec![("k".to_owned(), 1, 2)];
+        // (Full again sooner by one interval — 1, 2 and 0.5 ms — per admission not yet
+        // handed out.)
         leases.grant(&items, now, 4, &verdicts(&[admitted(396, 40), admitted(395, 20), admitted(475, 8)]), keys.clone());
         for left in [2, 1, 0] {
             let got: Vec<Verdict> = leases.take(&items, now).expect("held").iter().collect();
-            assert_eq!(got, [admitted(396 + left, 40), admitted(395 + left, 20), admitted(475 + left, 8)]);
+            let reset = |ms: u64, t_us: u64| Duration::from_micros(ms * 1000 - t_us * u64::from(left));
+            let expect = |remaining: u32, ms, t_us| Verdict::Admitted { remaining: remaining + left, reset: reset(ms, t_us) };
+            assert_eq!(got, [expect(396, 40, 1000), expect(395, 20, 2000), expect(475, 8, 500)]);
         }
         assert_eq!(leases.left(&items), Some(0));
         assert_eq!(leases.take(&items, now).err().map(|a| a.want), Some(8), "spent in time: twice as many");
