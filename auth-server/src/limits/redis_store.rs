@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 use tokio::sync::{mpsc, oneshot};
 
-use super::leases::{Ask, Leases, LEASE_TTL};
+use super::leases::{Ask, Identity, Leases, Took, LEASE_TTL};
 use super::{Bucket, Specs, Subject, Verdict, Verdicts};
 
 /// How often an unreachable Redis is tried again.
@@ -41,7 +41,7 @@ const MAX_BATCH: usize = 64;
 /// clock, one clock for every instance), its mode, a count, how many buckets n, and the
 /// n bucket indices into KEYS. Mode 0 is `count` consecutive checks of the same buckets
 /// at the same time; mode 1 a lease ([`super::leases`]): up to `count` checks, stopping
-/// at the first refusal; mode 2 gives back `count` admissions of a lease that were not
+/// at the first refusal (computed at once, as many checks cost as one); mode 2 gives back `count` admissions of a lease that were not
 /// handed out (each bucket's `tat` goes back by `count` intervals, never before now).
 ///
 /// Returns an array: the server's clock if read (nil if not), then each key's `tat`
@@ -95,21 +95,44 @@ for _ = 1, tonumber(ARGV[a]) do
         last[i] = now
       end
     end
+  elseif mode == 1 then
+    -- The checks one by one, in closed form: bucket j admits checks 1..avail[j]; the
+    -- lease gets the fewest, and when it is refused before `count`, the buckets before
+    -- the first that ran out took one more in the refused check.
+    local avail, least, first = {}, count, 0
+    for j = 1, n do
+      local i = run[j]
+      local from = math.max(tats[i] or now, now)
+      local a = 0
+      if now >= (tats[i] or now) - taus[i] then
+        a = math.floor((now + taus[i] - from) / ts[i]) + 1
+      end
+      avail[j] = a
+      if a < least then
+        least, first = a, j
+      end
+    end
+    for j = 1, n do
+      local i = run[j]
+      local taken = least
+      if first > 0 and j < first then
+        taken = least + 1
+      end
+      if taken > 0 then
+        tats[i] = math.max(tats[i] or now, now) + taken * ts[i]
+        last[i] = now
+      end
+    end
   else
     for _ = 1, count do
-      local admitted = true
       for j = 1, n do
         local i = run[j]
         local tat = tats[i] or now
         if now < tat - taus[i] then
-          admitted = false
           break
         end
         tats[i] = math.max(tat, now) + ts[i]
         last[i] = now
-      end
-      if mode == 1 and not admitted then
-        break
       end
     end
   end
@@ -150,7 +173,17 @@ struct Job {
     /// Each bucket's key and its `t` and `tau` in microseconds.
     buckets: Vec<(String, u64, u64)>,
     mode: Mode,
-    answer: Option<oneshot::Sender<Option<Answer>>>,
+    reply: Reply,
+}
+
+/// Where a job's decision goes.
+enum Reply {
+    /// To the request waiting for it.
+    Wait(oneshot::Sender<Option<Answer>>),
+    /// Into the leases, as a lease asked for in the background at this time.
+    Lease(Identity, Instant),
+    /// Nowhere (a lease's return).
+    None,
 }
 
 /// What the script decided for one job.
@@ -292,6 +325,15 @@ impl RedisStore {
         self.link.calls.load(Ordering::Relaxed)
     }
 
+    /// A lease of `want` checks of `items` at `now_us`, straight to Redis (tests).
+    #[cfg(test)]
+    async fn lease_at(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)], want: u32, now_us: u64) -> Option<Decided> {
+        let (answer, answered) = oneshot::channel();
+        let job = Job { now_us: Some(now_us), buckets: self.buckets(specs, items), mode: Mode::Lease(want), reply: Reply::Wait(answer) };
+        self.queue().send(job).ok()?;
+        answered.await.ok().flatten().map(|answer| answer.decided)
+    }
+
     /// Admissions of `items` held in a lease here (tests).
     #[cfg(test)]
     pub fn leased(&self, items: &[(Bucket, Subject<'_>)]) -> Option<u32> {
@@ -336,20 +378,70 @@ impl RedisStore {
     /// As `check`, at a given time in µs instead of the server's clock (tests: without
     /// leases, each check goes to Redis).
     pub async fn check_at(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)], now_us: Option<u64>) -> Option<Verdicts> {
-        let now = Instant::now();
+        let deadline = tokio::time::Instant::now() + RESPONSE_TIMEOUT;
         let ask = match now_us {
             Some(_) => Ask { want: 1, give_back: None },
-            None => match self.leases.take(items, now) {
-                Ok(verdicts) => return Some(verdicts),
-                Err(ask) => ask,
+            None => loop {
+                let now = Instant::now();
+                match self.leases.take(items, now) {
+                    Took::Held(verdicts, None) => return Some(verdicts),
+                    Took::Held(verdicts, Some(want)) => {
+                        let job = Job {
+                            now_us: None,
+                            buckets: self.buckets(specs, items),
+                            mode: Mode::Lease(want),
+                            reply: Reply::Lease(Identity::of(items), now),
+                        };
+                        if self.queue().send(job).is_err() {
+                            self.leases.settle(items);
+                        }
+                        return Some(verdicts);
+                    }
+                    // For as long as asks are under way (a request that stopped at a
+                    // refusal here while a lease came in would leave it unspent), but
+                    // not past an answer's time: then a check of its own.
+                    Took::Wait(answered) => {
+                        if tokio::time::timeout_at(deadline, answered).await.is_err() {
+                            break Ask { want: 1, give_back: None };
+                        }
+                    }
+                    Took::Ask(ask) => break ask,
+                }
             },
         };
+        let now = Instant::now();
         if !self.link.connected.load(Ordering::Acquire) {
             self.link.reconnect_soon();
             metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
             return None;
         }
-        let buckets = items
+        let buckets = self.buckets(specs, items);
+        let jobs = self.queue();
+        if let Some((count, keys)) = ask.give_back {
+            let _ = jobs.send(Job { now_us: None, buckets: keys, mode: Mode::GiveBack(count), reply: Reply::None });
+        }
+        let mode = if ask.want > 1 { Mode::Lease(ask.want) } else { Mode::Check };
+        let (answer, answered) = oneshot::channel();
+        let answer = match jobs.send(Job { now_us, buckets, mode, reply: Reply::Wait(answer) }) {
+            Ok(()) => answered.await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(Answer { decided, buckets }) = answer else {
+            if now_us.is_none() && ask.want > 1 {
+                self.leases.settle(items);
+            }
+            metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
+            return None;
+        };
+        if now_us.is_none() {
+            self.leases.grant(items, now, mode != Mode::Check, decided.admitted, 1, &decided.last, buckets);
+        }
+        Some(decided.first)
+    }
+
+    /// Each bucket's Redis key with its `t` and `tau` in µs.
+    fn buckets(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)]) -> Vec<(String, u64, u64)> {
+        items
             .iter()
             .map(|&(bucket, subject)| {
                 let spec = specs.get(bucket);
@@ -358,29 +450,16 @@ impl RedisStore {
                 let tau = (spec.tau().as_micros() as u64).max(t * u64::from(spec.burst.saturating_sub(1)));
                 (self.key(bucket, subject), t, tau)
             })
-            .collect();
-        let jobs = self.jobs.get_or_init(|| {
+            .collect()
+    }
+
+    /// The queue of the batching task, started with the first job.
+    fn queue(&self) -> &mpsc::UnboundedSender<Job> {
+        self.jobs.get_or_init(|| {
             let (queue, jobs) = mpsc::unbounded_channel();
             tokio::spawn(send_batches(self.link.clone(), self.script.clone(), self.leases.clone(), jobs));
             queue
-        });
-        if let Some((count, keys)) = ask.give_back {
-            let _ = jobs.send(Job { now_us: None, buckets: keys, mode: Mode::GiveBack(count), answer: None });
-        }
-        let mode = if ask.want > 1 { Mode::Lease(ask.want) } else { Mode::Check };
-        let (answer, answered) = oneshot::channel();
-        let answer = match jobs.send(Job { now_us, buckets, mode, answer: Some(answer) }) {
-            Ok(()) => answered.await.ok().flatten(),
-            Err(_) => None,
-        };
-        let Some(Answer { decided, buckets }) = answer else {
-            metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
-            return None;
-        };
-        if now_us.is_none() {
-            self.leases.grant(items, now, decided.admitted, &decided.last, buckets);
-        }
-        Some(decided.first)
+        })
     }
 }
 
@@ -423,7 +502,7 @@ async fn send_batches(link: Arc<Link>, script: Arc<Script>, leases: Arc<Leases>,
         if swept.elapsed() >= LEASE_TTL {
             swept = Instant::now();
             for (count, buckets) in leases.sweep(swept) {
-                jobs.push(Job { now_us: None, buckets, mode: Mode::GiveBack(count), answer: None });
+                jobs.push(Job { now_us: None, buckets, mode: Mode::GiveBack(count), reply: Reply::None });
             }
         }
         if jobs.is_empty() {
@@ -440,9 +519,16 @@ async fn send_batches(link: Arc<Link>, script: Arc<Script>, leases: Arc<Leases>,
         }
         let mut decided = run_batch(&link, &script, &jobs).await.into_iter().flatten();
         for job in jobs.drain(..) {
-            let answer = decided.next().map(|decided| Answer { decided, buckets: job.buckets });
-            if let Some(sender) = job.answer {
-                let _ = sender.send(answer);
+            let answer = decided.next();
+            match job.reply {
+                Reply::Wait(sender) => {
+                    let _ = sender.send(answer.map(|decided| Answer { decided, buckets: job.buckets }));
+                }
+                Reply::Lease(identity, at) => match answer {
+                    Some(decided) => leases.grant(&identity.items(), at, true, decided.admitted, 0, &decided.last, job.buckets),
+                    None => leases.settle(&identity.items()),
+                },
+                Reply::None => {}
             }
         }
     }
@@ -626,7 +712,7 @@ mod tests {
     }
 
     fn job_of(mode: Mode, now_us: Option<u64>, buckets: &[(&str, u64, u64)]) -> Job {
-        Job { now_us, buckets: buckets.iter().map(|&(k, t, tau)| (k.to_owned(), t, tau)).collect(), mode, answer: None }
+        Job { now_us, buckets: buckets.iter().map(|&(k, t, tau)| (k.to_owned(), t, tau)).collect(), mode, reply: Reply::None }
     }
 
     #[test]
@@ -683,6 +769,42 @@ mod tests {
         // a at 1030: two more fit (1040, 1050 ≤ 1000 + 40 + 10).
         assert_eq!((decided[3].admitted, list(&decided[3].last)), (2, vec![admitted(0, 50)]));
         assert!(matches!(decided[3].first.iter().next(), Some(Verdict::Admitted { remaining: 1, .. })));
+    }
+
+    /// The script's closed-form lease leaves in Redis what the replay's checks one by one
+    /// decided: later checks, decided on what Redis stored, see exactly that.
+    #[tokio::test]
+    async fn the_script_leases_as_the_replay_checks() {
+        let Some(url) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("TEST_REDIS_URL is not set: lease script skipped");
+            return;
+        };
+        let specs = Specs::new(&super::super::LimitsConfig::default());
+        let redis = RedisStore::new(&url, &format!("test:{}", uuid::Uuid::new_v4().simple())).expect("redis url");
+        redis.start().await;
+        let (key, org) = ("key_script".to_owned(), "org_script".to_owned());
+        // Bulk: burst 10, one a 12 s; a Starter org: burst 60.
+        let items = [(Bucket::Class(super::super::Class::Bulk), Subject::Id(&key)), (Bucket::Org(Plan::Starter), Subject::Id(&org))];
+        let now: u64 = 1_700_000_000_000_000;
+        let remaining = |v: &Verdicts| v.iter().map(|v| match v { Verdict::Admitted { remaining, .. } => remaining as i64, Verdict::Refused { .. } => -1 }).collect::<Vec<_>>();
+        let lease = redis.lease_at(&specs, &items, 4, now).await.expect("Redis answers");
+        assert_eq!((lease.admitted, remaining(&lease.first), remaining(&lease.last)), (4, vec![9, 59], vec![6, 56]));
+        // Ten asked, six left in the bulk bucket: six, and the refused seventh check took
+        // none (bulk is first and refused it).
+        let lease = redis.lease_at(&specs, &items, 10, now).await.expect("Redis answers");
+        assert_eq!((lease.admitted, remaining(&lease.last)), (6, vec![0, 50]));
+        let after = redis.check_at(&specs, &items[1..], Some(now)).await.expect("Redis answers");
+        assert_eq!(remaining(&after), [49], "the org gave ten, no more");
+        // Buckets in the other order: the org (49 left) admits the refused check before
+        // bulk (empty) refuses it, so the org gives one more than the lease got.
+        let reversed = [items[1], items[0]];
+        let lease = redis.lease_at(&specs, &reversed, 5, now).await.expect("Redis answers");
+        assert_eq!((lease.admitted, remaining(&lease.first)), (0, vec![48, -1]));
+        let after = redis.check_at(&specs, &items[1..], Some(now)).await.expect("Redis answers");
+        assert_eq!(remaining(&after), [47]);
+        // Twelve seconds later bulk admits one again.
+        let lease = redis.lease_at(&specs, &items, 3, now + 12_000_000).await.expect("Redis answers");
+        assert_eq!(lease.admitted, 1);
     }
 
     #[test]
