@@ -186,8 +186,8 @@ impl Leases {
 
     /// One admission of `items` from a live lease, with each bucket's verdict as Redis
     /// would give it had no other instance checked meanwhile, and the size of the next
-    /// lease to ask for now, in the background, when this one is half spent (so that it
-    /// rarely runs dry). One ask per bucket set is under way at a time: a request that
+    /// lease to ask for now, in the background, once a quarter of this one is spent (so
+    /// that it rarely runs dry). One ask per bucket set is under way at a time: a request that
     /// finds nothing held meanwhile waits for its answer, rather than each making one.
     pub fn take(&self, items: &[(Bucket, Subject<'_>)], now: Instant) -> Took {
         let hash = self.hash(items);
@@ -252,7 +252,11 @@ impl Leases {
         let hash = self.hash(items);
         let mut shard = self.shard(hash).lock();
         if let Some(held) = shard.get_mut(&hash).filter(|held| held.is_for(items)) {
-            held.bases = bases;
+            // A refusal's verdicts stop at the refusing bucket: what is still held is
+            // handed out with the state of its own grant.
+            if admitted > 0 || held.left == 0 {
+                held.bases = bases;
+            }
             if lease {
                 held.left += left;
                 held.granted = admitted.max(1);
@@ -441,6 +445,21 @@ mod tests {
         let Took::Wait(waiting) = leases.take(&items, now) else { panic!("the refill is under way") };
         leases.settle(&items);
         tokio::time::timeout(Duration::from_secs(1), waiting).await.expect("woken when the ask failed");
+    }
+
+    #[test]
+    fn a_refusal_meanwhile_leaves_what_is_held_as_it_was_granted() {
+        let (key, org) = ("key_1".to_owned(), "org_1".to_owned());
+        let items = [(Bucket::Key(Plan::Pro), Subject::Id(&key)), (Bucket::Org(Plan::Pro), Subject::Id(&org))];
+        let leases = Leases::new();
+        let now = Instant::now();
+        let keys = vec![("k".to_owned(), 1000, 0), ("o".to_owned(), 1000, 0)];
+        leases.grant(&items, now, true, 4, 1, &verdicts(&[admitted(10, 5), admitted(20, 5)]), keys.clone());
+        let refused = verdicts(&[Verdict::Refused { wait: Duration::from_millis(1), reset: Duration::from_millis(2) }]);
+        leases.grant(&items, now, true, 0, 0, &refused, keys);
+        let (got, _) = held(leases.take(&items, now));
+        let remaining: Vec<u32> = got.iter().map(|v| match v { Verdict::Admitted { remaining, .. } => remaining, Verdict::Refused { .. } => 0 }).collect();
+        assert_eq!(remaining, [12, 22], "both buckets, as granted, two still held");
     }
 
     #[test]

@@ -411,6 +411,9 @@ impl RedisStore {
         };
         let now = Instant::now();
         if !self.link.connected.load(Ordering::Acquire) {
+            if now_us.is_none() && ask.want > 1 {
+                self.leases.settle(items);
+            }
             self.link.reconnect_soon();
             metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
             return None;
