@@ -521,11 +521,17 @@ async fn send_batches(link: Arc<Link>, script: Arc<Script>, leases: Arc<Leases>,
             }
         }
         let mut decided = run_batch(&link, &script, &jobs).await.into_iter().flatten();
+        let mut unclaimed = Vec::new();
         for job in jobs.drain(..) {
             let answer = decided.next();
             match job.reply {
                 Reply::Wait(sender) => {
-                    let _ = sender.send(answer.map(|decided| Answer { decided, buckets: job.buckets }));
+                    // A lease whose request went away meanwhile is given back whole.
+                    if let Err(Some(Answer { decided, buckets })) = sender.send(answer.map(|decided| Answer { decided, buckets: job.buckets })) {
+                        if matches!(job.mode, Mode::Lease(_)) && decided.admitted > 0 {
+                            unclaimed.push(Job { now_us: job.now_us, buckets, mode: Mode::GiveBack(decided.admitted), reply: Reply::None });
+                        }
+                    }
                 }
                 Reply::Lease(identity, at) => match answer {
                     Some(decided) => leases.grant(&identity.items(), at, true, decided.admitted, 0, &decided.last, job.buckets),
@@ -534,6 +540,7 @@ async fn send_batches(link: Arc<Link>, script: Arc<Script>, leases: Arc<Leases>,
                 Reply::None => {}
             }
         }
+        jobs.append(&mut unclaimed);
     }
 }
 
@@ -805,6 +812,17 @@ mod tests {
         assert_eq!((lease.admitted, remaining(&lease.first)), (0, vec![48, -1]));
         let after = redis.check_at(&specs, &items[1..], Some(now)).await.expect("Redis answers");
         assert_eq!(remaining(&after), [47]);
+        // A lease whose request went away before its answer is given back whole.
+        let (answer, answered) = oneshot::channel();
+        let org_only = &items[1..];
+        let job = Job { now_us: Some(now), buckets: redis.buckets(&specs, org_only), mode: Mode::Lease(5), reply: Reply::Wait(answer) };
+        drop(answered);
+        redis.queue().send(job).expect("the batching task runs");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Answered alone meanwhile; the give-back goes with the next batch, before this
+        // check.
+        let after = redis.check_at(&specs, org_only, Some(now)).await.expect("Redis answers");
+        assert_eq!(remaining(&after), [46], "only this check taken: the five came back");
         // Twelve seconds later bulk admits one again.
         let lease = redis.lease_at(&specs, &items, 3, now + 12_000_000).await.expect("Redis answers");
         assert_eq!(lease.admitted, 1);
