@@ -67,13 +67,18 @@ impl Owned {
     }
 }
 
-/// A bucket set, owned (for an ask answered in the background).
+/// A bucket set, owned: what a lease is for, and an ask answered in the background.
 #[derive(Debug)]
 pub(crate) struct Identity(Vec<(Bucket, Owned)>);
 
 impl Identity {
     pub fn of(items: &[(Bucket, Subject<'_>)]) -> Identity {
         Identity(items.iter().map(|&(bucket, subject)| (bucket, Owned::of(subject))).collect())
+    }
+
+    /// Whether this is the bucket set `items`.
+    fn is(&self, items: &[(Bucket, Subject<'_>)]) -> bool {
+        self.0.len() == items.len() && self.0.iter().zip(items).all(|((b, o), (bucket, subject))| b == bucket && o.is(*subject))
     }
 
     pub fn items(&self) -> Vec<(Bucket, Subject<'_>)> {
@@ -101,7 +106,7 @@ struct Base {
 
 /// The admissions of one bucket set held here.
 struct Lease {
-    items: Vec<(Bucket, Owned)>,
+    identity: Identity,
     /// Admissions not handed out yet.
     left: u32,
     /// Admissions taken by the last grant.
@@ -118,7 +123,7 @@ struct Lease {
 
 impl Lease {
     fn is_for(&self, items: &[(Bucket, Subject<'_>)]) -> bool {
-        self.items.len() == items.len() && self.items.iter().zip(items).all(|((b, o), (bucket, subject))| b == bucket && o.is(*subject))
+        self.identity.is(items)
     }
 
     /// Whether an ask for more is under way (one whose request went away is forgotten
@@ -269,9 +274,8 @@ impl Leases {
             }
             return;
         }
-        let items = items.iter().map(|&(bucket, subject)| (bucket, Owned::of(subject))).collect();
         let keys = if left > 0 { keys } else { Vec::new() };
-        let lease = Lease { items, left, granted: admitted.max(1), bases, expires: now + LEASE_TTL, keys, asking: None, answered: Arc::new(Notify::new()) };
+        let lease = Lease { identity: Identity::of(items), left, granted: admitted.max(1), bases, expires: now + LEASE_TTL, keys, asking: None, answered: Arc::new(Notify::new()) };
         shard.insert(hash, lease);
     }
 

@@ -41,8 +41,9 @@ const MAX_BATCH: usize = 64;
 /// clock, one clock for every instance), its mode, a count, how many buckets n, and the
 /// n bucket indices into KEYS. Mode 0 is `count` consecutive checks of the same buckets
 /// at the same time; mode 1 a lease ([`super::leases`]): up to `count` checks, stopping
-/// at the first refusal (computed at once, as many checks cost as one); mode 2 gives back `count` admissions of a lease that were not
-/// handed out (each bucket's `tat` goes back by `count` intervals, never before now).
+/// at the first refusal (computed at once, as many checks cost as one); mode 2 gives
+/// back `count` admissions of a lease that were not handed out (each bucket's `tat`
+/// goes back by `count` intervals, never before now).
 ///
 /// Returns an array: the server's clock if read (nil if not), then each key's `tat`
 /// before the batch (nil for none), as integers. GCRA is deterministic, so the caller
@@ -410,8 +411,10 @@ impl RedisStore {
             },
         };
         let now = Instant::now();
+        // A lease asked for here: whatever becomes of the ask, the leases must hear.
+        let leasing = now_us.is_none() && ask.want > 1;
         if !self.link.connected.load(Ordering::Acquire) {
-            if now_us.is_none() && ask.want > 1 {
+            if leasing {
                 self.leases.settle(items);
             }
             self.link.reconnect_soon();
@@ -430,7 +433,7 @@ impl RedisStore {
             Err(_) => None,
         };
         let Some(Answer { decided, buckets }) = answer else {
-            if now_us.is_none() && ask.want > 1 {
+            if leasing {
                 self.leases.settle(items);
             }
             metrics::counter!("breadbox_rate_limit_redis_fallbacks_total").increment(1);
