@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 
 /// `breadbox serve` on `port`, answering /healthz.
 async fn serve(data_dir: &Path, port: u16, delivery: bool) -> Child {
-    let child = breadbox(data_dir)
+    let mut child = breadbox(data_dir)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("BREADBOX_WEBHOOK_DELIVERY", delivery.to_string())
         .stdout(Stdio::null())
@@ -48,6 +48,8 @@ async fn serve(data_dir: &Path, port: u16, delivery: bool) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Not left running (nor unreaped) behind the failing test.
+    sigkill(&mut child);
     panic!("breadbox serve did not answer /healthz within 20 s");
 }
 

@@ -114,7 +114,7 @@ struct Lease {
     bases: [Option<Base>; MAX_ITEMS],
     expires: Instant,
     /// The Redis keys with their `t` and `tau` in µs, to give back what is left.
-    keys: Vec<(String, u64, u64)>,
+    keys: Keys,
     /// Since when an ask for more is under way.
     asking: Option<Instant>,
     /// Woken when that ask is answered.
@@ -151,12 +151,17 @@ pub(crate) enum Took {
     Ask(Ask),
 }
 
+/// Each bucket's Redis key with its `t` and `tau` in µs, as the script takes them.
+pub(crate) type Keys = Vec<(String, u64, u64)>;
+/// Admissions a lease did not hand out, with its buckets' keys: given back to Redis.
+pub(crate) type GiveBack = (u32, Keys);
+
 /// What to ask Redis for when no admission is held: how many admissions, and what to
 /// give back first (the leftover of an expired lease, with its keys).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Ask {
     pub want: u32,
-    pub give_back: Option<(u32, Vec<(String, u64, u64)>)>,
+    pub give_back: Option<GiveBack>,
 }
 
 /// The leases of one instance.
@@ -244,7 +249,7 @@ impl Leases {
     /// handed out within `LEASE_TTL` of now; a single check's only brings the buckets'
     /// state up to date (or starts the record of a bucket set's use).
     #[allow(clippy::too_many_arguments)]
-    pub fn grant(&self, items: &[(Bucket, Subject<'_>)], now: Instant, lease: bool, admitted: u32, taken: u32, last: &Verdicts, keys: Vec<(String, u64, u64)>) {
+    pub fn grant(&self, items: &[(Bucket, Subject<'_>)], now: Instant, lease: bool, admitted: u32, taken: u32, last: &Verdicts, keys: Keys) {
         let mut bases = [None; MAX_ITEMS];
         for ((slot, verdict), &(_, t, _)) in bases.iter_mut().zip(last.iter()).zip(&keys) {
             let t = Duration::from_micros(t);
@@ -289,7 +294,7 @@ impl Leases {
     }
 
     /// Drops expired leases; returns what they had left, to give back to Redis.
-    pub fn sweep(&self, now: Instant) -> Vec<(u32, Vec<(String, u64, u64)>)> {
+    pub fn sweep(&self, now: Instant) -> Vec<GiveBack> {
         let mut returns = Vec::new();
         for shard in self.shards.iter() {
             shard.lock().retain(|_, lease| {

@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 use tokio::sync::{mpsc, oneshot};
 
-use super::leases::{Ask, Identity, Leases, Took, LEASE_TTL};
+use super::leases::{Ask, Identity, Keys, Leases, Took, LEASE_TTL};
 use super::{Bucket, Specs, Subject, Verdict, Verdicts};
 
 /// How often an unreachable Redis is tried again.
@@ -172,7 +172,7 @@ impl Mode {
 struct Job {
     now_us: Option<u64>,
     /// Each bucket's key and its `t` and `tau` in microseconds.
-    buckets: Vec<(String, u64, u64)>,
+    buckets: Keys,
     mode: Mode,
     reply: Reply,
 }
@@ -201,7 +201,7 @@ struct Decided {
 /// A job's decision, with its buckets back (a lease keeps them to give back).
 struct Answer {
     decided: Decided,
-    buckets: Vec<(String, u64, u64)>,
+    buckets: Keys,
 }
 
 pub(crate) struct RedisStore {
@@ -446,7 +446,7 @@ impl RedisStore {
     }
 
     /// Each bucket's Redis key with its `t` and `tau` in µs.
-    fn buckets(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)]) -> Vec<(String, u64, u64)> {
+    fn buckets(&self, specs: &Specs, items: &[(Bucket, Subject<'_>)]) -> Keys {
         items
             .iter()
             .map(|&(bucket, subject)| {
