@@ -10,7 +10,7 @@ use crate::crm::*;
 
 /// One record of each kind read with an `ETag`, as its path (created with each
 /// resource's own test helper, which checks the 201).
-async fn one_of_each(app: &TestApp) -> Vec<String> {
+pub(crate) async fn one_of_each(app: &TestApp) -> Vec<String> {
     let account = account(app, "Acme").await;
     let id = |v: Value| v["id"].as_str().expect("id").to_owned();
     let contact = id(create(app, "/api/v1/contacts", json!({"firstName": "Jane", "lastName": "Doe"})).await);

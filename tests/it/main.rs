@@ -23,6 +23,7 @@ mod onboarding;
 mod ops;
 mod receiver;
 mod reconciliation;
+mod reread;
 mod spec;
 mod token;
 mod touchpoints;

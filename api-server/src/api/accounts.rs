@@ -13,6 +13,7 @@ use super::params::{Limit, Time};
 use super::ranged::{Int, Items};
 use super::paging::Listing;
 use super::security::{AccountsRead, AccountsWrite, Auth, Scopes};
+use super::memo;
 use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::accounts::{self as domain, AccountChanges, AccountFilter, SiteInput};
@@ -317,7 +318,8 @@ impl AccountsApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<Account>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "account", &tenant, &id, &held, async { Ok(tagged(domain::get(crm, &tenant, &id).await?)) }).await
     }
 
     /// Update an account

@@ -13,6 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, ComplianceRead, Scopes};
+use super::memo;
 use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::compliance::{self as domain, ItemChanges, ItemFilter};
@@ -315,7 +316,8 @@ impl ComplianceApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<ComplianceItem>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "compliance item", &tenant, &id, &held, async { Ok(tagged(domain::get(crm, &tenant, &id).await?)) }).await
     }
 
     /// Framework status

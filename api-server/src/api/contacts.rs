@@ -13,6 +13,7 @@ use super::params::{Limit, Time};
 use super::ranged::Items;
 use super::paging::Listing;
 use super::security::{Auth, ContactsRead, ContactsWrite, Scopes};
+use super::memo;
 use super::wire::{given, patch, precondition, to_wire, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::contacts::{self as domain, ContactChanges, ContactFilter, LinkInput};
@@ -312,7 +313,8 @@ impl ContactsApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<Contact>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "contact", &tenant, &id, &held, async { Ok(tagged(domain::get(crm, &tenant, &id).await?)) }).await
     }
 
     /// Update a contact

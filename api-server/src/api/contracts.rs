@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, ContractsRead, Scopes};
+use super::memo;
 use super::wire::{to_wire, Body, Fetched, ListHeader, NoneMatch, Tagged};
 use super::ApiTags;
 use crate::domain::contracts::{self as domain, ContractDetail, ContractFilter};
@@ -334,6 +335,7 @@ impl ContractsApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<Contract>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "contract", &tenant, &id, &held, async { Ok(tagged(domain::get(crm, &tenant, &id).await?)) }).await
     }
 }

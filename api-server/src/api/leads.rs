@@ -13,6 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, LeadsRead, LeadsWrite, Scopes};
+use super::memo;
 use super::wire::{given, patch, precondition, Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::icp::IcpBreakdown;
@@ -378,7 +379,8 @@ impl LeadsApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<Lead>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "lead", &tenant, &id, &held, async { Ok(tagged(domain::get(crm, &tenant, &id).await?)) }).await
     }
 
     /// Update a lead

@@ -14,6 +14,7 @@ pub mod devices;
 pub mod health;
 pub mod leads;
 pub mod me;
+pub mod memo;
 pub mod mrr;
 pub mod onboarding;
 pub mod paging;

@@ -15,6 +15,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{AdminWrite, Auth, OnboardingRead, Scopes};
+use super::memo;
 use super::wire::{Body, Created, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::onboarding::{self as domain, MilestoneInput, NewProject, ProjectDetail, ProjectFilter};
@@ -292,7 +293,8 @@ impl OnboardingApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<OnboardingProject>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        Ok(Fetched::of(tagged(domain::get(crm, &Tenant::from(&auth.principal), &id).await?), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "onboarding project", &tenant, &id, &held, async { Ok(tagged(domain::get(crm, &tenant, &id).await?)) }).await
     }
 
     /// Create an onboarding project

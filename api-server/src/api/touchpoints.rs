@@ -13,6 +13,7 @@ use super::text::{format, Text};
 use super::params::{Limit, Time};
 use super::paging::Listing;
 use super::security::{Auth, Scopes, TouchpointsRead, TouchpointsWrite};
+use super::memo;
 use super::wire::{etag_header, to_wire, Body, EnumText, Fetched, IdempotencyKey, ListHeader, NoneMatch, Required, Tagged};
 use super::ApiTags;
 use crate::domain::events::Wire;
@@ -290,8 +291,12 @@ impl TouchpointsApi {
         if_none_match: ListHeader,
     ) -> Result<Fetched<Touchpoint>, ApiError> {
         let held = NoneMatch::parse(if_none_match.0.as_deref())?;
-        let touchpoint = domain::get(crm, &Tenant::from(&auth.principal), &id).await?;
-        let tag = touchpoint.etag();
-        Ok(Fetched::of(Tagged::new(touchpoint.into(), &tag), &held))
+        let tenant = Tenant::from(&auth.principal);
+        memo::fetch(crm, "touchpoint", &tenant, &id, &held, async {
+            let touchpoint = domain::get(crm, &tenant, &id).await?;
+            let tag = touchpoint.etag();
+            Ok(Tagged::new(touchpoint.into(), &tag))
+        })
+        .await
     }
 }

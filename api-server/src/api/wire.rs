@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use poem::http::{header, HeaderMap, HeaderValue};
 use poem::{IntoResponse, Response};
@@ -12,10 +13,11 @@ use poem_openapi::registry::{MetaParamIn, MetaResponses, MetaSchemaRef, Registry
 use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::domain::{Patch, Precondition};
-use crate::envelope::Single;
+use crate::envelope::{Meta, Single};
 use crate::error::ApiError;
 
 /// A string documented as the enumeration `E`. Any string parses; the domain checks
@@ -330,7 +332,7 @@ pub enum Fetched<T: ParseFromJSON + ToJSON + Serialize> {
     /// The resource. `ETag` names this version: send it in `If-None-Match` to be told
     /// (304) while it is current, in `If-Match` to update only this version.
     #[oai(status = 200)]
-    Ok(Body<Single<T>>, #[oai(header = "ETag")] String),
+    Ok(Written<T>, #[oai(header = "ETag")] String),
     /// Not modified: `If-None-Match` named the current version, whose `ETag` this is.
     /// No body.
     #[oai(status = 304)]
@@ -338,13 +340,59 @@ pub enum Fetched<T: ParseFromJSON + ToJSON + Serialize> {
 }
 
 impl<T: ParseFromJSON + ToJSON + Serialize> Fetched<T> {
-    /// The answer to a GET of `resource` for a client holding `held`.
-    pub fn of(resource: Tagged<T>, held: &NoneMatch) -> Self {
-        let Tagged::Ok(body, etag) = resource;
+    /// The answer to a GET of a resource written as `json`, at the version `etag` (an
+    /// `ETag` header value), for a client holding `held`.
+    pub fn of(json: Arc<RawValue>, etag: String, held: &NoneMatch) -> Self {
         if held.holds(&etag) {
             Fetched::NotModified(etag)
         } else {
-            Fetched::Ok(body, etag)
+            Fetched::Ok(Written::new(json), etag)
+        }
+    }
+}
+
+/// A resource's answer, `{"data": …, "meta": …}`, whose `data` was written to JSON
+/// beforehand (`memo`: perhaps for an earlier request), documented as `Single<T>`.
+pub struct Written<T> {
+    data: Arc<RawValue>,
+    _schema: PhantomData<fn() -> T>,
+}
+
+impl<T> Written<T> {
+    pub fn new(data: Arc<RawValue>) -> Self {
+        Written { data, _schema: PhantomData }
+    }
+}
+
+impl<T: ParseFromJSON + ToJSON> Payload for Written<T> {
+    const CONTENT_TYPE: &'static str = <Body<Single<T>> as Payload>::CONTENT_TYPE;
+
+    fn check_content_type(content_type: &str) -> bool {
+        <Body<Single<T>> as Payload>::check_content_type(content_type)
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        <Single<T> as Type>::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        <Single<T> as Type>::register(registry);
+    }
+}
+
+impl<T> IntoResponse for Written<T> {
+    fn into_response(self) -> Response {
+        /// `Single`'s fields, with `data` as written.
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            data: &'a RawValue,
+            meta: Meta,
+        }
+        let mut json = Vec::with_capacity(BODY_CAPACITY);
+        match serde_json::to_writer(&mut json, &Envelope { data: &self.data, meta: Meta::now() }) {
+            Ok(()) => json_response(json),
+            // `internal` logs the cause.
+            Err(err) => ApiError::internal(&err).into_response(),
         }
     }
 }
@@ -363,8 +411,11 @@ pub struct Body<T>(pub T);
 /// The first size of a response body's buffer.
 const BODY_CAPACITY: usize = 1024;
 
+/// The content type of every JSON answer.
+const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
 impl<T: Type> Payload for Body<T> {
-    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+    const CONTENT_TYPE: &'static str = JSON_CONTENT_TYPE;
 
     fn check_content_type(content_type: &str) -> bool {
         <Json<T> as Payload>::check_content_type(content_type)
@@ -388,13 +439,7 @@ impl<T: ToJSON + Serialize> IntoResponse for Body<T> {
             Ok(()) => {
                 #[cfg(debug_assertions)]
                 same_as_to_json(&self.0, &json);
-                let mut response = Response::builder().body(json);
-                // Sized once for the headers every answer gets (content type, `ETag`,
-                // request id, five rate-limit fields) rather than grown on the way.
-                let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(Self::CONTENT_TYPE));
-                *response.headers_mut() = headers;
-                response
+                json_response(json)
             }
             // `internal` logs the cause.
             Err(err) => ApiError::internal(&err).into_response(),
@@ -402,9 +447,20 @@ impl<T: ToJSON + Serialize> IntoResponse for Body<T> {
     }
 }
 
+/// A 200 whose body is `json`.
+fn json_response(json: Vec<u8>) -> Response {
+    let mut response = Response::builder().body(json);
+    // Sized once for the headers every answer gets (content type, `ETag`, request id,
+    // five rate-limit fields) rather than grown on the way.
+    let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    *response.headers_mut() = headers;
+    response
+}
+
 /// Panics when serde wrote something else than `ToJSON` would have (debug builds).
 #[cfg(debug_assertions)]
-fn same_as_to_json<T: ToJSON>(value: &T, json: &[u8]) {
+pub(crate) fn same_as_to_json<T: ToJSON>(value: &T, json: &[u8]) {
     let written: Option<Value> = serde_json::from_slice(json).ok();
     let expected = value.to_json();
     assert!(written == expected, "serde wrote {written:?}, ToJSON gives {expected:?}");
@@ -545,11 +601,14 @@ mod tests {
     #[tokio::test]
     async fn a_held_version_is_answered_304_without_a_body() {
         use poem::IntoResponse;
-        let resource = || Tagged::new(serde_json::json!({"id": "acc_1"}), "v1");
-        let fresh = Fetched::of(resource(), &NoneMatch::OneOf(vec!["v0".into()])).into_response();
+        let json = || -> Arc<RawValue> { serde_json::value::to_raw_value(&serde_json::json!({"id": "acc_1"})).expect("JSON").into() };
+        let fresh = Fetched::<Value>::of(json(), etag_header("v1"), &NoneMatch::OneOf(vec!["v0".into()])).into_response();
         assert_eq!(fresh.status(), poem::http::StatusCode::OK);
         assert_eq!(fresh.headers().get("etag").and_then(|v| v.to_str().ok()), Some("\"v1\""));
-        let held = Fetched::of(resource(), &NoneMatch::OneOf(vec!["v0".into(), "v1".into()])).into_response();
+        let body: Value = serde_json::from_slice(&fresh.into_body().into_bytes().await.expect("a body")).expect("JSON");
+        assert_eq!(body["data"], serde_json::json!({"id": "acc_1"}), "{body}");
+        assert!(body["meta"]["requestId"].is_string(), "{body}");
+        let held = Fetched::<Value>::of(json(), etag_header("v1"), &NoneMatch::OneOf(vec!["v0".into(), "v1".into()])).into_response();
         assert_eq!(held.status(), poem::http::StatusCode::NOT_MODIFIED);
         assert_eq!(held.headers().get("etag").and_then(|v| v.to_str().ok()), Some("\"v1\""));
         assert!(held.into_body().into_bytes().await.expect("a body").is_empty());

@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -154,6 +154,26 @@ pub struct InlineReads {
     idle: Mutex<Vec<Reader>>,
     busy: AtomicUsize,
     busy_max: usize,
+    /// A connection kept open only for its mapping of the WAL index (`version`),
+    /// opened at the first call; `None` inside when the file is not in WAL mode.
+    watch: OnceLock<Option<Watch>>,
+}
+
+/// Which committed state of the database a read sees at the earliest: the WAL index
+/// header, which every commit of any connection of any process rewrites (see the
+/// module's documentation). Two equal versions mean nothing was committed between the
+/// moments they were taken; a read begun after `version` answered sees that state or
+/// a later one, never an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataVersion(WalHeader);
+
+/// The connection behind `InlineReads::version` and its WAL index. It runs no
+/// statement after the first, so it holds no snapshot back.
+#[derive(Debug)]
+struct Watch {
+    index: WalIndex,
+    /// Kept open: its WAL index stays mapped while it is (never used again).
+    _conn: Mutex<Connection>,
 }
 
 /// An open connection and the column names of the statements it has run, by SQL:
@@ -186,6 +206,9 @@ struct WalIndex(std::ptr::NonNull<u64>);
 // a `WalIndex` lives in the same `Reader` as its connection and is only read through
 // `&self`, on whichever thread holds the reader.
 unsafe impl Send for WalIndex {}
+// SAFETY: `header` only reads the shared mapping (volatile, word by word), which any
+// number of threads may do at once; SQLite's own connections read it concurrently too.
+unsafe impl Sync for WalIndex {}
 
 impl WalIndex {
     /// The WAL index of `conn`, when the connection is in WAL mode and has mapped it
@@ -283,7 +306,23 @@ impl InlineReads {
     }
 
     fn with_busy_max(path: PathBuf, busy_max: usize) -> InlineReads {
-        InlineReads { path, idle: Mutex::new(Vec::new()), busy: AtomicUsize::new(0), busy_max }
+        InlineReads { path, idle: Mutex::new(Vec::new()), busy: AtomicUsize::new(0), busy_max, watch: OnceLock::new() }
+    }
+
+    /// The database's version now (`DataVersion`), or `None` when it cannot be known
+    /// (the file is not in WAL mode, or could not be opened: then callers keep nothing
+    /// from one read to the next). Reads 48 bytes of shared memory; no system call.
+    pub fn version(&self) -> Option<DataVersion> {
+        let watch = self.watch.get_or_init(|| self.open_watch().ok().flatten()).as_ref()?;
+        Some(DataVersion(watch.index.header()))
+    }
+
+    /// Opens the `version` connection: one read maps its WAL index, and its statement
+    /// ends with that read (autocommit), so it keeps no snapshot.
+    fn open_watch(&self) -> Result<Option<Watch>, ReadError> {
+        let conn = self.open()?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get::<_, i64>(0))?;
+        Ok(WalIndex::of(&conn).map(|index| Watch { index, _conn: Mutex::new(conn) }))
     }
 
     /// A slot for one read, or `None` when `BUSY_MAX` reads are under way (the caller
@@ -536,6 +575,36 @@ mod tests {
             assert!(wal_frames(&mapped) > 0);
         }
         drop(shm);
+    }
+
+    #[test]
+    fn the_version_holds_while_nothing_is_committed_and_moves_with_every_commit() {
+        let (dir, reads) = database();
+        let first = reads.version().expect("a WAL database has a version");
+        let _: Vec<Item> = reads.read("SELECT id, n, score, flag FROM items", &[], 10).expect("read");
+        assert_eq!(reads.version(), Some(first), "reads commit nothing");
+        let writer = Connection::open(dir.path().join("t.db")).expect("open");
+        let mut seen = vec![first];
+        for i in 0..50 {
+            let sql = if i % 2 == 0 { "UPDATE items SET n = n + 1 WHERE id = 'a'" } else { "INSERT INTO items VALUES (?1, 'o9', 0, 0, 0)" };
+            let id = format!("v{i}");
+            writer.execute(sql, rusqlite::params_from_iter((i % 2 == 1).then_some(id))).expect("write");
+            let now = reads.version().expect("version");
+            assert!(!seen.contains(&now), "commit {i} gave a version seen before");
+            seen.push(now);
+        }
+        // A checkpoint that starts the WAL over changes no data, and repeats no version.
+        writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").expect("checkpoint");
+        writer.execute("UPDATE items SET n = 0 WHERE id = 'a'", []).expect("write");
+        assert!(!seen.contains(&reads.version().expect("version")));
+    }
+
+    #[test]
+    fn a_database_not_in_wal_mode_has_no_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("r.db");
+        Connection::open(&path).expect("open").execute_batch("CREATE TABLE t (x INTEGER);").expect("setup");
+        assert_eq!(InlineReads::new(path).version(), None);
     }
 
     #[test]

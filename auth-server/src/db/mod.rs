@@ -16,7 +16,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor, FromRow};
 
 use inline::InlineReads;
-pub use inline::{Param, ReadError};
+pub use inline::{DataVersion, Param, ReadError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -125,6 +125,13 @@ impl Db {
         };
         let inline = file.map(InlineReads::shared).transpose().map_err(DbError::Thread)?;
         Ok(Db { pool, writer, backend, inline, audit })
+    }
+
+    /// The database's version now (`inline::DataVersion`): on SQLite on a file in WAL
+    /// mode, what tells a caller that nothing was committed since it last asked;
+    /// `None` otherwise (PostgreSQL, SQLite in memory), where no such answer is cheap.
+    pub fn version(&self) -> Option<DataVersion> {
+        self.inline.as_deref()?.version()
     }
 
     /// The inline reads and a slot for one, when this is SQLite on a file and fewer
