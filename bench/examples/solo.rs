@@ -1,6 +1,7 @@
 //! One scenario alone, for profiling (`perf record -p` while it runs):
-//! `solo base|token|me|me-limited|me-redis|detail SECONDS [ROWS]` (ROWS: accounts seeded
-//! for `detail`, default 2,000; the benchmark seeds 1,000,000). `solo pair SECONDS`
+//! `solo base|token|me|me-limited|me-redis|detail|detail-read SECONDS [ROWS]` (ROWS:
+//! accounts seeded for `detail`, default 2,000; the benchmark seeds 1,000,000;
+//! `detail-read`: the same with no answer kept, every request read from the database). `solo pair SECONDS`
 //! measures `/me` with limits off and in process in interleaved slices, as the
 //! benchmark's limiter row does, and prints the limiter's cost; `solo pair-aa SECONDS`
 //! does the same with limits off on both sides, so its "cost" is the measurement's own
@@ -37,12 +38,13 @@ fn main() -> anyhow::Result<()> {
         "base" => Scenario::get("base", baseline.addr, "/"),
         "me" | "me-limited" | "me-redis" => breadbox_bench::with_key(&bb, "me", breadbox_bench::ME_PATH)?,
         "token" => breadbox_bench::token_scenario(&bb)?,
-        "detail" => {
+        "detail" | "detail-read" => {
+            breadbox_api::api::memo::set_keeping(which == "detail");
             let rows: u64 = std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(2000);
             let seeded = server_rt.block_on(crm::seed_accounts(&bb.service, &bb.org_id, rows))?;
             breadbox_bench::with_key(&bb, "detail", &seeded.detail)?
         }
-        other => anyhow::bail!("unknown scenario `{other}`: base, token, me, me-limited, me-redis, detail, pair or pair-aa"),
+        other => anyhow::bail!("unknown scenario `{other}`: base, token, me, me-limited, me-redis, detail, detail-read, pair or pair-aa"),
     };
     eprintln!("flooding {which} for {secs} s (pid {})", std::process::id());
     let shape = LoadShape { connections: 32, warmup: Duration::from_secs(1), duration: Duration::from_secs_f64(secs) };

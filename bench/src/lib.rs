@@ -159,6 +159,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         measured.push((BASELINE_LABEL, None, base_outcome));
         measured.push((label, target, outcome));
     }
+    // The detail GET again with no answer kept (`api::memo`): every request reads the
+    // record from the database, as the first read of a record and every read after a
+    // commit do. No target: the figure shows what the kept answers save.
+    breadbox_api::api::memo::set_keeping(false);
+    let detail_read = with_key(&breadbox, "detail_read", &seeded.detail)?;
+    let [base_outcome, outcome] = measure_in_turn(&client, args, shape, &[(BASELINE_LABEL, base.clone()), (DETAIL_READ_LABEL, detail_read)]);
+    breadbox_api::api::memo::set_keeping(true);
+    measured.push((BASELINE_LABEL, None, base_outcome));
+    measured.push((DETAIL_READ_LABEL, None, outcome));
     // Page 1 and the deep page are compared with each other, so they too are measured in turn.
     let pages = crm_pages(&breadbox, &seeded)?;
     let outcomes = measure_in_turn(&client, args, shape, &pages);
@@ -277,6 +286,8 @@ async fn check_deep_page(breadbox: &Breadbox, seeded: &crm::Seeded) -> anyhow::R
 
 /// The label of the baseline's rows.
 const BASELINE_LABEL: &str = "baseline GET / (paired with the next row)";
+/// The detail GET with no answer kept.
+const DETAIL_READ_LABEL: &str = "GET /api/v1/accounts/{id}, read every time";
 
 /// The request-path scenarios in report order, with their labels and targets.
 fn scenarios(breadbox: &Breadbox, jwt: &str) -> anyhow::Result<Vec<(&'static str, Option<f64>, Scenario)>> {

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use breadbox_auth::db::DataVersion;
@@ -63,6 +64,16 @@ impl Memo {
     }
 }
 
+/// Whether answers are kept (`set_keeping`).
+static KEEPING: AtomicBool = AtomicBool::new(true);
+
+/// Keeps answers (the default) or reads every detail GET from the database: a
+/// process-wide knob that only the benchmark turns, to measure the read that a kept
+/// answer saves.
+pub fn set_keeping(on: bool) {
+    KEEPING.store(on, Ordering::Relaxed);
+}
+
 thread_local! {
     static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
 }
@@ -76,7 +87,7 @@ where
     T: ParseFromJSON + ToJSON + Serialize,
     L: Future<Output = Result<Tagged<T>, ApiError>>,
 {
-    let version = crm.db().version();
+    let version = if KEEPING.load(Ordering::Relaxed) { crm.db().version() } else { None };
     if let Some(version) = version {
         if let Some((json, etag)) = kept(version, kind, tenant, id) {
             return Ok(Fetched::of(json, etag, held));
