@@ -14,8 +14,8 @@
 //!
 //! What is kept is exactly what the read would have written (the same JSON, the same
 //! `ETag`): only the work is skipped (on the benchmark's detail GET, the SQLite read, the
-//! row's decoding, the JSON and the `ETag`'s hash, about two fifths of the server's
-//! instructions for the request). Not on PostgreSQL, or SQLite in memory, which answer no
+//! row's decoding, the JSON and the `ETag`'s hash: in callgrind 57,200 → 29,700 of the
+//! server's instructions for the request). Not on PostgreSQL, or SQLite in memory, which answer no
 //! version: there every detail GET reads.
 
 use std::cell::RefCell;
