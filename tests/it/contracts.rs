@@ -90,9 +90,9 @@ async fn operator_creates_a_contract_and_integrators_read_it(app: &mut TestApp) 
     assert!(all["data"][0].get("serviceLines").is_none() && all["data"][0].get("amendments").is_none(), "lists are lean");
     assert_eq!(all["data"][0]["totals"]["monthlyRecurring"], 267_500);
     let (_, of_globex) = app.get_key(&format!("/api/v1/contracts?accountId={globex}"), &reader).await;
-    assert_eq!(ids(&of_globex), [draft_id.clone()]);
+    assert_eq!(ids(&of_globex), std::slice::from_ref(&draft_id));
     let (_, active) = app.get_key("/api/v1/contracts?status=ACTIVE", &reader).await;
-    assert_eq!(ids(&active), [id.clone()]);
+    assert_eq!(ids(&active), std::slice::from_ref(&id));
     let (status, _) = app.get_key("/api/v1/contracts?status=SIGNED", &reader).await;
     assert_eq!(status, 400);
     let walked = walk(app, &reader, "/api/v1/contracts", 1, Duration::ZERO).await;
@@ -141,7 +141,7 @@ async fn amendment_changes_the_contract_and_records_what_changed(app: &mut TestA
     let (_, got) = app.get_key(&path, &app.admin_key).await;
     assert_eq!(got["data"], *data, "refused amendments left no trace");
     let updated = events(app, "contract.updated").await;
-    assert_eq!(updated, [data.clone()]);
+    assert_eq!(updated, std::slice::from_ref(data));
 }
 
 async fn contract_validation_reports_every_failing_field(app: &mut TestApp) {

@@ -140,7 +140,9 @@ async fn history_carries_scores_forward_and_trend_compares_with_30_days_ago(app:
     push(app, &globex, signal("psa", "tickets", 45.0, 1.0, 0)).await;
     let initech = account(app, "Initech").await;
     let (_, list) = app.get_key("/api/v1/health-scores", &app.admin_key).await;
-    let rows: Vec<(&str, Option<i64>, Option<&str>, Option<&str>)> = list["data"]
+    // Account id, score, band and trend of each row.
+    type Row<'a> = (&'a str, Option<i64>, Option<&'a str>, Option<&'a str>);
+    let rows: Vec<Row> = list["data"]
         .as_array()
         .expect("data")
         .iter()

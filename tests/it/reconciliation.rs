@@ -83,7 +83,7 @@ async fn report_is_compared_with_the_active_contracts(app: &mut TestApp) {
     assert_eq!((answer.status, answer.body["data"]["hasVariance"].as_bool()), (201, Some(false)));
     let exact_id = answer.body["data"]["id"].as_str().expect("id").to_owned();
 
-    assert_eq!(events(app, "reconciliation.variance_detected").await, [record.clone()], "one event, for the variance");
+    assert_eq!(events(app, "reconciliation.variance_detected").await, std::slice::from_ref(&record), "one event, for the variance");
 
     let (_, reader) = app.key(Environment::Live, "reconciliation:read").await;
     let (status, got) = app.get_key(&format!("{RECONCILIATION}/{id}"), &reader).await;
@@ -91,7 +91,7 @@ async fn report_is_compared_with_the_active_contracts(app: &mut TestApp) {
     let (_, all) = app.get_key(RECONCILIATION, &reader).await;
     assert_eq!(ids(&all), [id.clone(), exact_id.clone()]);
     let (_, varying) = app.get_key(&format!("{RECONCILIATION}?hasVariance=true&accountId={acme}"), &reader).await;
-    assert_eq!(ids(&varying), [id.clone()]);
+    assert_eq!(ids(&varying), std::slice::from_ref(&id));
     let (_, matching) = app.get_key(&format!("{RECONCILIATION}?hasVariance=false"), &reader).await;
     assert_eq!(ids(&matching), [exact_id]);
     let (_, paged) = app.get_key(&format!("{RECONCILIATION}?limit=1"), &reader).await;

@@ -99,7 +99,7 @@ async fn endpoints_are_managed_over_the_api(app: &mut TestApp) {
     assert!(got.get("secret").is_none(), "the secret is shown once");
     assert_eq!(got["events"], json!(["deal.closed_won", "account.created"]));
     let listed = app.send(Method::GET, ENDPOINTS, &app.admin_key, None, &[]).await;
-    assert_eq!(ids(&listed.body), [id.clone()]);
+    assert_eq!(ids(&listed.body), std::slice::from_ref(&id));
 
     let patch = json!({"events": ["*"], "enabled": false, "description": null});
     let updated = app.send(Method::PATCH, &format!("{ENDPOINTS}/{id}"), &app.admin_key, Some(&patch), &[]).await;
