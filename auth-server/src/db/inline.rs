@@ -172,7 +172,8 @@ pub struct DataVersion(WalHeader);
 #[derive(Debug)]
 struct Watch {
     index: WalIndex,
-    /// Kept open: its WAL index stays mapped while it is (never used again).
+    /// Kept open so that its WAL index stays mapped; never used again (the mutex only
+    /// makes `InlineReads` shareable between threads, as a `Connection` is not `Sync`).
     _conn: Mutex<Connection>,
 }
 
@@ -313,7 +314,16 @@ impl InlineReads {
     /// (the file is not in WAL mode, or could not be opened: then callers keep nothing
     /// from one read to the next). Reads 48 bytes of shared memory; no system call.
     pub fn version(&self) -> Option<DataVersion> {
-        let watch = self.watch.get_or_init(|| self.open_watch().ok().flatten()).as_ref()?;
+        let watch = self
+            .watch
+            .get_or_init(|| {
+                self.open_watch().unwrap_or_else(|err| {
+                    // Decided once: detail answers are then read every time until a restart.
+                    tracing::warn!(error = %err, "no database version: detail answers will not be kept");
+                    None
+                })
+            })
+            .as_ref()?;
         Some(DataVersion(watch.index.header()))
     }
 
